@@ -1,0 +1,77 @@
+"""The framework-free core of django-s3strata: upstream s3strata's API on boto3. Imports no Django."""
+
+from __future__ import annotations
+
+from .adapters import InMemoryAdapter, LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter
+from .config import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig
+from .exceptions import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    ConfigurationError,
+    FileTooLargeError,
+    InvalidKeyError,
+    InvalidOptionError,
+    ObjectNotFoundError,
+    S3StrataError,
+    StorageError,
+    VerificationError,
+)
+from .manager import FileManager, SyncFileManager
+from .types import (
+    UNSET,
+    AdoptOrphanOptions,
+    AdoptOrphanResult,
+    AllBucketObjects,
+    BucketObjects,
+    DeleteOrphanOptions,
+    DeleteOrphanResult,
+    FileVisibility,
+    GetUrlOptions,
+    OrphanObject,
+    PhysicalFile,
+    S3Object,
+    SetHotDurationOptions,
+    SetTierOptions,
+    SetVisibilityOptions,
+    StorageTier,
+    UploadOptions,
+)
+
+__all__ = [
+    "UNSET",
+    "AccessDeniedError",
+    "AdoptOrphanOptions",
+    "AdoptOrphanResult",
+    "AllBucketObjects",
+    "BucketNotFoundError",
+    "BucketObjects",
+    "ConfigurationError",
+    "DeleteOrphanOptions",
+    "DeleteOrphanResult",
+    "FileManager",
+    "FileTooLargeError",
+    "FileVisibility",
+    "GetUrlOptions",
+    "InMemoryAdapter",
+    "InvalidKeyError",
+    "InvalidOptionError",
+    "LoopBridgeAdapter",
+    "ObjectNotFoundError",
+    "OrphanObject",
+    "PhysicalFile",
+    "S3Object",
+    "S3StrataAdvancedOptions",
+    "S3StrataConfig",
+    "S3StrataError",
+    "S3TierConfig",
+    "SetHotDurationOptions",
+    "SetTierOptions",
+    "SetVisibilityOptions",
+    "StorageAdapter",
+    "StorageError",
+    "StorageTier",
+    "SyncFileManager",
+    "SyncStorageAdapter",
+    "UploadOptions",
+    "VerificationError",
+]

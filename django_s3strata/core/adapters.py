@@ -1,0 +1,271 @@
+"""StorageAdapter (async, upstream's contract), its sync twin, and the public InMemoryAdapter."""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import itertools
+import threading
+from collections.abc import Coroutine, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from .types import UNSET, FileId, PhysicalFile, StorageTier
+
+__all__ = ["InMemoryAdapter", "LoopBridgeAdapter", "StorageAdapter", "SyncStorageAdapter"]
+
+T = TypeVar("T")
+
+
+class StorageAdapter(abc.ABC):
+    """Where FileManager keeps PhysicalFile records: bring your own database.
+
+    An adapter written as upstream's README shows keeps working. In ``update``, an
+    argument left out means "unchanged" and ``None`` for ``hot_until`` means "clear";
+    an adapter that treats ``None`` as "not given" cannot clear ``hot_until``, and
+    FileManager logs a warning when that happens.
+    """
+
+    # -- a subclass must implement -------------------------------------------------
+
+    @abc.abstractmethod
+    async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        """Create and return a record."""
+
+    @abc.abstractmethod
+    async def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        """Return the record with ``id``, or None."""
+
+    @abc.abstractmethod
+    async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        """Change the given fields of record ``id`` and return it; ``hot_until=None`` clears it."""
+
+    @abc.abstractmethod
+    async def delete(self, id: FileId) -> None:
+        """Delete record ``id``."""
+
+    @abc.abstractmethod
+    async def find_expired_hot_files(self) -> list[PhysicalFile]:
+        """Return HOT records whose ``hot_until`` has passed."""
+
+    @abc.abstractmethod
+    async def find_all(self) -> list[PhysicalFile]:
+        """Return every record."""
+
+    # -- optional ------------------------------------------------------------------
+
+    async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        """Return which of ``paths`` have a record in ``storage_tier`` (one query per page of a listing).
+
+        The default raises NotImplementedError; FileManager then falls back to one ``find_all``.
+        """
+        raise NotImplementedError
+
+    def as_sync(self) -> SyncStorageAdapter:
+        """Return the sync face of this adapter; the default runs each coroutine on a private loop."""
+        return LoopBridgeAdapter(self)
+
+
+class SyncStorageAdapter(abc.ABC):
+    """The same contract as StorageAdapter, for sync callers (Django views, Celery, commands)."""
+
+    # -- a subclass must implement -------------------------------------------------
+
+    @abc.abstractmethod
+    def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        """Create and return a record."""
+
+    @abc.abstractmethod
+    def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        """Return the record with ``id``, or None."""
+
+    @abc.abstractmethod
+    def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        """Change the given fields of record ``id`` and return it; ``hot_until=None`` clears it."""
+
+    @abc.abstractmethod
+    def delete(self, id: FileId) -> None:
+        """Delete record ``id``."""
+
+    @abc.abstractmethod
+    def find_expired_hot_files(self) -> list[PhysicalFile]:
+        """Return HOT records whose ``hot_until`` has passed."""
+
+    @abc.abstractmethod
+    def find_all(self) -> list[PhysicalFile]:
+        """Return every record."""
+
+    def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        """Return which of ``paths`` have a record in ``storage_tier``; optional."""
+        raise NotImplementedError
+
+
+class LoopBridgeAdapter(SyncStorageAdapter):
+    """Drive an async-only adapter from sync code on one private event loop thread."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def __init__(self, adapter: StorageAdapter) -> None:
+        self.adapter = adapter
+
+    @classmethod
+    def _get_loop(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="s3strata-adapter-loop", daemon=True).start()
+                cls._loop = loop
+            return cls._loop
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._get_loop()).result()
+
+    def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        return self._call(self.adapter.create(storage_tier=storage_tier, filename=filename, path=path, hot_until=hot_until))
+
+    def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        return self._call(self.adapter.find_by_id(id))
+
+    def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        given = {k: v for k, v in (("storage_tier", storage_tier), ("path", path), ("hot_until", hot_until)) if v is not UNSET}
+        return self._call(self.adapter.update(id, **given))
+
+    def delete(self, id: FileId) -> None:
+        self._call(self.adapter.delete(id))
+
+    def find_expired_hot_files(self) -> list[PhysicalFile]:
+        return self._call(self.adapter.find_expired_hot_files())
+
+    def find_all(self) -> list[PhysicalFile]:
+        return self._call(self.adapter.find_all())
+
+    def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        method = getattr(self.adapter, "find_existing_paths", None)
+        if method is None:
+            raise NotImplementedError
+        result: set[str] = self._call(method(storage_tier, paths))
+        return result
+
+
+class _InMemoryState:
+    """Records of an InMemoryAdapter, guarded by a lock so both faces are thread-safe."""
+
+    def __init__(self) -> None:
+        self.files: dict[FileId, PhysicalFile] = {}
+        self.ids = itertools.count(1)
+        self.lock = threading.Lock()
+
+
+class InMemorySyncAdapter(SyncStorageAdapter):
+    """The sync face of InMemoryAdapter (shares its records)."""
+
+    def __init__(self, state: _InMemoryState | None = None) -> None:
+        self._state = state or _InMemoryState()
+
+    @property
+    def files(self) -> dict[FileId, PhysicalFile]:
+        """Return the records by id (the live dict)."""
+        return self._state.files
+
+    def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        now = datetime.now(UTC)
+        with self._state.lock:
+            file_id = next(self._state.ids)
+            record = PhysicalFile(file_id, StorageTier(storage_tier), filename, path, hot_until, now, now)
+            self._state.files[file_id] = record
+            return _copy(record)
+
+    def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        with self._state.lock:
+            record = self._state.files.get(_key(id))
+            return _copy(record) if record else None
+
+    def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        with self._state.lock:
+            record = self._state.files.get(_key(id))
+            if record is None:
+                raise KeyError(f"No PhysicalFile with id {id!r}")
+            if storage_tier is not UNSET:
+                record.storage_tier = StorageTier(storage_tier)
+            if path is not UNSET:
+                record.path = path
+            if hot_until is not UNSET:
+                record.hot_until = hot_until
+            record.updated_at = datetime.now(UTC)
+            return _copy(record)
+
+    def delete(self, id: FileId) -> None:
+        with self._state.lock:
+            self._state.files.pop(_key(id), None)
+
+    def find_expired_hot_files(self) -> list[PhysicalFile]:
+        now = datetime.now(UTC)
+        with self._state.lock:
+            return [
+                _copy(f)
+                for f in self._state.files.values()
+                if f.storage_tier == StorageTier.HOT and f.hot_until is not None and f.hot_until <= now
+            ]
+
+    def find_all(self) -> list[PhysicalFile]:
+        with self._state.lock:
+            return [_copy(f) for f in self._state.files.values()]
+
+    def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        wanted = set(paths)
+        with self._state.lock:
+            return {f.path for f in self._state.files.values() if f.storage_tier == storage_tier and f.path in wanted}
+
+
+class InMemoryAdapter(StorageAdapter):
+    """A supported in-memory StorageAdapter, for tests, demos and scripts (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._sync = InMemorySyncAdapter()
+
+    @property
+    def files(self) -> dict[FileId, PhysicalFile]:
+        """Return the records by id (the live dict)."""
+        return self._sync.files
+
+    def as_sync(self) -> SyncStorageAdapter:
+        return self._sync
+
+    async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        return self._sync.create(storage_tier, filename, path, hot_until)
+
+    async def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        return self._sync.find_by_id(id)
+
+    async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        return self._sync.update(id, storage_tier=storage_tier, path=path, hot_until=hot_until)
+
+    async def delete(self, id: FileId) -> None:
+        self._sync.delete(id)
+
+    async def find_expired_hot_files(self) -> list[PhysicalFile]:
+        return self._sync.find_expired_hot_files()
+
+    async def find_all(self) -> list[PhysicalFile]:
+        return self._sync.find_all()
+
+    async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        return self._sync.find_existing_paths(storage_tier, paths)
+
+
+def _key(id: FileId) -> FileId:
+    if isinstance(id, str) and id.isdigit():
+        return int(id)
+    return id
+
+
+def _copy(record: PhysicalFile) -> PhysicalFile:
+    return PhysicalFile(
+        record.id, record.storage_tier, record.filename, record.path, record.hot_until, record.created_at, record.updated_at
+    )
+
+
+def paths_of(records: Iterable[PhysicalFile]) -> set[tuple[StorageTier, str]]:
+    """Return the (tier, path) pairs of ``records``."""
+    return {(StorageTier(r.storage_tier), r.path) for r in records}

@@ -1,0 +1,108 @@
+"""The exceptions of django-s3strata, all under one root.
+
+::
+
+    S3StrataError
+    ├── ConfigurationError        (also ValueError) a setting is missing or invalid
+    ├── InvalidOptionError        (also ValueError) a bad tier, visibility, duration or expiry
+    ├── InvalidKeyError           (also ValueError) a filename, path or key we refuse
+    ├── FileTooLargeError         (also ValueError) data over ``max_file_size``
+    └── StorageError              an S3 request failed; names operation, tier, bucket, key
+        ├── ObjectNotFoundError   (also FileNotFoundError) no such object
+        ├── BucketNotFoundError   the tier's bucket does not exist
+        ├── AccessDeniedError     wrong credentials or a policy refused the request
+        └── VerificationError     a copy does not match its source
+
+Errors from boto3 and botocore are translated into these at one boundary,
+``objectstore.translate_errors``, and chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessDeniedError",
+    "BucketNotFoundError",
+    "ConfigurationError",
+    "FileTooLargeError",
+    "InvalidKeyError",
+    "InvalidOptionError",
+    "ObjectNotFoundError",
+    "S3StrataError",
+    "StorageError",
+    "VerificationError",
+]
+
+
+class S3StrataError(Exception):
+    """The root of every error this library raises on purpose."""
+
+
+class ConfigurationError(S3StrataError, ValueError):
+    """A setting is missing or invalid; the message says what to set."""
+
+
+class InvalidOptionError(S3StrataError, ValueError):
+    """An argument is out of range or does not apply to this file."""
+
+
+class InvalidKeyError(S3StrataError, ValueError):
+    """A filename, path suffix or object key is unsafe or malformed."""
+
+
+class FileTooLargeError(S3StrataError, ValueError):
+    """The data is larger than ``max_file_size``; nothing was stored."""
+
+    def __init__(self, size: int | None, limit: float) -> None:
+        self.size = size
+        self.limit = limit
+        shown = f"{size} bytes" if size is not None else "more bytes than allowed"
+        super().__init__(
+            f"File too large: {shown}, the limit is {limit:.0f} bytes "
+            "(S3StrataAdvancedOptions.max_file_size). Nothing was stored."
+        )
+
+
+class StorageError(S3StrataError):
+    """An S3 request failed. Carries the operation, tier, bucket, key and S3 error code."""
+
+    #: True when a retry later may succeed (5xx, throttling, timeouts, dropped connections).
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        tier: str | None = None,
+        bucket: str | None = None,
+        key: str | None = None,
+        code: str | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        self.operation = operation
+        self.tier = tier
+        self.bucket = bucket
+        self.key = key
+        self.code = code
+        if transient is not None:
+            self.transient = transient
+        where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+        tier_part = f" in the {tier} tier" if tier else ""
+        code_part = f" [{code}]" if code else ""
+        super().__init__(f"{operation} failed for {where}{tier_part}{code_part}: {message}")
+
+
+class ObjectNotFoundError(StorageError, FileNotFoundError):
+    """The object does not exist in the tier's bucket."""
+
+
+class BucketNotFoundError(StorageError):
+    """The tier's bucket does not exist on its endpoint."""
+
+
+class AccessDeniedError(StorageError):
+    """The endpoint refused the credentials or the request."""
+
+
+class VerificationError(StorageError):
+    """A copied object differs from its source (size or checksum); the source is kept."""

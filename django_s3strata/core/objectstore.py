@@ -1,0 +1,627 @@
+"""The S3 object store on boto3: clients, streaming upload and download, verified copies, URLs.
+
+Everything here is synchronous and thread-safe; ``FileManager`` runs it on its own
+thread pool for the async API. boto3 and botocore errors are translated into
+``S3StrataError`` subclasses in ``translate_errors`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import mimetypes
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
+from urllib.parse import quote
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import MAX_PRESIGN_EXPIRY, ResolvedTier, S3StrataConfig, resolve_tier
+from .exceptions import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    FileTooLargeError,
+    InvalidOptionError,
+    ObjectNotFoundError,
+    S3StrataError,
+    StorageError,
+    VerificationError,
+)
+from .types import ObjectInfo, S3Object, StorageTier
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+__all__ = ["DataSource", "ObjectStore", "S3ObjectReader", "content_disposition", "guess_content_type", "translate_errors"]
+
+logger = logging.getLogger(__name__)
+
+#: What ``upload`` accepts: bytes, a binary file-like object, or a filesystem path.
+DataSource = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | os.PathLike[str]
+
+#: CopyObject copies at most 5 GiB; larger objects are copied part by part (UploadPartCopy).
+MAX_SINGLE_COPY = 5 * 1024**3
+MAX_PARTS = 10_000
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_NO_BUCKET = {"NoSuchBucket"}
+_DENIED = {"AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+_TRANSIENT = {
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "500",
+    "502",
+    "503",
+    "504",
+}
+
+
+def guess_content_type(filename: str) -> str:
+    """Return the MIME type for ``filename``'s extension, as s3strata-ts does, else application/octet-stream."""
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """Return a ``Content-Disposition`` value carrying ``filename`` safely (RFC 6266 / 5987)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _client_error_code(exc: BaseException) -> ClientError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ClientError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _raise_translated(exc: BaseException, operation: str, tier: ResolvedTier, key: str | None) -> NoReturn:
+    where: dict[str, Any] = {"operation": operation, "tier": tier.tier.value, "bucket": tier.bucket, "key": key}
+    client_error = _client_error_code(exc)
+    if client_error is not None:
+        err = client_error.response.get("Error", {})
+        code = str(err.get("Code") or client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "")
+        text = str(err.get("Message") or code or client_error)
+        if code in _NO_BUCKET:
+            raise BucketNotFoundError(
+                f"the bucket {tier.bucket!r} does not exist at {tier.endpoint_url}: create it, or fix the "
+                f"{tier.tier.value} bucket setting.",
+                code=code,
+                **where,
+            ) from exc
+        if code in _NOT_FOUND:
+            raise ObjectNotFoundError("no such object.", code=code, **where) from exc
+        if code in _DENIED:
+            raise AccessDeniedError(
+                f"{text} Check the {tier.tier.value} tier's access_key and secret_key for {tier.endpoint_url}, "
+                "and that its policy allows this request.",
+                code=code,
+                **where,
+            ) from exc
+        status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        transient = code in _TRANSIENT or int(status) >= 500
+        raise StorageError(text, code=code, transient=transient, **where) from exc
+    if isinstance(exc, BotoCoreError):
+        raise StorageError(f"{exc} (endpoint {tier.endpoint_url}).", transient=True, **where) from exc
+    raise StorageError(f"{type(exc).__name__}: {exc}", transient=isinstance(exc, OSError), **where) from exc
+
+
+@contextmanager
+def translate_errors(operation: str, tier: ResolvedTier, key: str | None = None) -> Iterator[None]:
+    """Translate boto3/botocore/s3transfer errors raised inside into StorageError and its subclasses."""
+    try:
+        yield
+    except S3StrataError:
+        raise
+    except (ClientError, BotoCoreError, OSError) as exc:
+        _raise_translated(exc, operation, tier, key)
+    except Exception as exc:  # s3transfer and boto3 wrap ClientError in their own types
+        if _client_error_code(exc) is None and exc.__class__.__module__.split(".")[0] not in (
+            "boto3",
+            "s3transfer",
+            "botocore",
+            "urllib3",
+        ):
+            raise
+        _raise_translated(exc, operation, tier, key)
+
+
+def _etag(value: Any) -> str | None:
+    return str(value).strip('"') if value else None
+
+
+def _plain_md5(etag: str | None) -> bool:
+    """Return True when an ETag is the MD5 of the content (not multipart, not encrypted with KMS)."""
+    return etag is not None and len(etag) == 32 and "-" not in etag
+
+
+class _LimitedReader(io.RawIOBase):
+    """Pass reads through, raising FileTooLargeError past ``limit`` bytes, hashing with MD5 if asked."""
+
+    def __init__(self, source: IO[bytes] | Any, limit: float, hash_md5: bool = False) -> None:
+        super().__init__()
+        self._source = source
+        self._limit = limit
+        self.count = 0
+        self.md5 = hashlib.md5(usedforsecurity=False) if hash_md5 else None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data: bytes = self._source.read(size if size is not None and size >= 0 else -1)
+        self.count += len(data)
+        if self.count > self._limit:
+            raise FileTooLargeError(None, self._limit)
+        if self.md5 is not None:
+            self.md5.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class S3ObjectReader(io.RawIOBase):
+    """A seekable, readable view of one object that fetches ranges on demand.
+
+    Sequential reads stream one ranged GET; a seek closes it and the next read opens
+    another at the new position. Reads are pinned to the ETag seen at open, so an
+    object replaced mid-read fails loudly instead of mixing two versions.
+    """
+
+    def __init__(self, store: ObjectStore, tier: StorageTier, key: str, info: ObjectInfo) -> None:
+        super().__init__()
+        self._store = store
+        self._tier = tier
+        self.name = key
+        self.info = info
+        self.size = info.size
+        self._pos = 0
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        target = base + offset
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        if target != self._pos:
+            self._drop_body()
+            self._pos = target
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos >= self.size or len(buffer) == 0:
+            return 0
+        resolved = self._store.tier(self._tier)
+        with translate_errors("GetObject", resolved, self.name):
+            if self._body is None:
+                params: dict[str, Any] = {"Bucket": resolved.bucket, "Key": self.name, "Range": f"bytes={self._pos}-"}
+                if self.info.etag:
+                    params["IfMatch"] = f'"{self.info.etag}"'
+                self._body = self._store.client(self._tier).get_object(**params)["Body"]
+            data = self._body.read(min(len(buffer), self.size - self._pos))
+        if not data:
+            raise StorageError(
+                f"the object ended at byte {self._pos} of {self.size}.",
+                operation="GetObject",
+                tier=self._tier.value,
+                bucket=resolved.bucket,
+                key=self.name,
+                transient=True,
+            )
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        return n
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+            self._body = None
+
+    def close(self) -> None:
+        self._drop_body()
+        super().close()
+
+
+class ObjectStore:
+    """Both tiers' buckets behind one boto3 client per tier (shared when the tiers share a location)."""
+
+    def __init__(self, config: S3StrataConfig) -> None:
+        self.config = config
+        self.advanced = config.advanced
+        self._tiers = {t: resolve_tier(config, t) for t in StorageTier}
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._clients: dict[StorageTier, S3Client] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # boto3 clients hold sockets and locks: rebuild them after unpickling.
+        state = self.__dict__.copy()
+        state["_clients"] = {}
+        state["_pid"] = -1
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    # -- clients -------------------------------------------------------------------
+
+    def tier(self, tier: StorageTier) -> ResolvedTier:
+        """Return the resolved settings of ``tier``."""
+        return self._tiers[tier]
+
+    def same_location(self) -> bool:
+        """Return True when both tiers live on one endpoint with one set of credentials."""
+        return self._tiers[StorageTier.HOT].same_location(self._tiers[StorageTier.COLD])
+
+    def client(self, tier: StorageTier) -> S3Client:
+        """Return the boto3 client of ``tier``, built once per process (and again after a fork)."""
+        pid = os.getpid()
+        if self._pid != pid:
+            with self._lock:
+                if self._pid != pid:
+                    self._clients = self._build_clients()
+                    self._pid = pid
+        return self._clients[tier]
+
+    def _build_clients(self) -> dict[StorageTier, S3Client]:
+        session = boto3.session.Session()
+        adv = self.advanced
+        clients: dict[StorageTier, S3Client] = {}
+        for tier, resolved in self._tiers.items():
+            other = clients.get(StorageTier.HOT)
+            if (
+                tier is StorageTier.COLD
+                and other is not None
+                and resolved.same_location(self._tiers[StorageTier.HOT])
+                and (resolved.addressing_style == self._tiers[StorageTier.HOT].addressing_style)
+            ):
+                clients[tier] = other
+                continue
+            botocore_config = Config(
+                region_name=resolved.region or "us-east-1",
+                signature_version="s3v4",
+                s3={"addressing_style": resolved.addressing_style},
+                retries={"mode": "standard", "total_max_attempts": adv.max_attempts},
+                max_pool_connections=adv.max_concurrency * 2,
+                connect_timeout=adv.connect_timeout,
+                read_timeout=adv.read_timeout,
+                request_checksum_calculation=adv.request_checksum_calculation,
+                response_checksum_validation=adv.response_checksum_validation,
+                tcp_keepalive=True,
+            )
+            clients[tier] = session.client(
+                "s3",
+                endpoint_url=resolved.endpoint_url,
+                aws_access_key_id=resolved.access_key,
+                aws_secret_access_key=resolved.secret_key,
+                config=botocore_config,
+            )
+        return clients
+
+    def _transfer_config(
+        self, *, concurrency: int | None = None, chunksize: int | None = None, threshold: int | None = None
+    ) -> TransferConfig:
+        adv = self.advanced
+        cfg = TransferConfig(
+            multipart_threshold=threshold or adv.multipart_threshold,
+            multipart_chunksize=chunksize or adv.multipart_chunksize,
+            max_concurrency=concurrency or min(adv.max_concurrency, 8),
+            use_threads=True,
+            preferred_transfer_client="classic",
+        )
+        # Bound the bytes held in memory by a streamed upload: parts read ahead of the network.
+        cfg.max_in_memory_upload_chunks = max(2, cfg.max_request_concurrency)
+        return cfg
+
+    # -- URLs: pure CPU, no network ------------------------------------------------
+
+    def public_url(self, tier: StorageTier, key: str) -> str:
+        """Return the direct URL of ``key``: path-style on the endpoint, or under ``public_base_url``."""
+        r = self._tiers[tier]
+        quoted = quote(key, safe="/")
+        if r.public_base_url:
+            return f"{r.public_base_url.rstrip('/')}/{quoted}"
+        if r.addressing_style == "virtual":
+            scheme, _, host = r.endpoint_url.partition("://")
+            return f"{scheme}://{r.bucket}.{host}/{quoted}"
+        return f"{r.endpoint_url}/{r.bucket}/{quoted}"
+
+    def presigned_url(self, tier: StorageTier, key: str, expires_in: int, disposition: str | None = None) -> str:
+        """Return a presigned GET URL for ``key`` valid for ``expires_in`` seconds."""
+        if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= MAX_PRESIGN_EXPIRY:
+            raise InvalidOptionError(
+                f"expires_in={expires_in!r} is invalid: give whole seconds from 1 to {MAX_PRESIGN_EXPIRY} (7 days, S3's limit)."
+            )
+        r = self._tiers[tier]
+        params: dict[str, Any] = {"Bucket": r.bucket, "Key": key}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        with translate_errors("Presign", r, key):
+            return self.client(tier).generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    # -- public access -------------------------------------------------------------
+
+    def public_read_policy(self, tier: StorageTier) -> dict[str, Any]:
+        """Return a bucket policy granting anonymous GetObject on the tier's public prefix only."""
+        r = self._tiers[tier]
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "S3StrataPublicRead",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{r.bucket}/{r.public_prefix}/*",
+                }
+            ],
+        }
+
+    def apply_public_read_policy(self, tier: StorageTier) -> None:
+        """Set the tier bucket's policy to ``public_read_policy`` (replacing any policy it had)."""
+        r = self._tiers[tier]
+        with translate_errors("PutBucketPolicy", r):
+            self.client(tier).put_bucket_policy(Bucket=r.bucket, Policy=json.dumps(self.public_read_policy(tier)))
+
+    # -- reads ---------------------------------------------------------------------
+
+    def head(self, tier: StorageTier, key: str) -> ObjectInfo | None:
+        """Return what a HEAD tells about ``key``, or None when there is no such object."""
+        r = self._tiers[tier]
+        try:
+            with translate_errors("HeadObject", r, key):
+                resp = self.client(tier).head_object(Bucket=r.bucket, Key=key)
+        except ObjectNotFoundError:
+            return None
+        return ObjectInfo(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            etag=_etag(resp.get("ETag")),
+            last_modified=resp.get("LastModified"),
+            content_type=resp.get("ContentType"),
+            storage_class=resp.get("StorageClass"),
+        )
+
+    def require(self, tier: StorageTier, key: str) -> ObjectInfo:
+        """Return the HEAD of ``key`` or raise ObjectNotFoundError."""
+        info = self.head(tier, key)
+        if info is None:
+            r = self._tiers[tier]
+            raise ObjectNotFoundError(
+                "no such object.", operation="HeadObject", tier=tier.value, bucket=r.bucket, key=key, code="404"
+            )
+        return info
+
+    def open(self, tier: StorageTier, key: str, buffer_size: int = 1024 * 1024) -> io.BufferedReader:
+        """Return a buffered, seekable binary stream over ``key`` that reads ranges on demand."""
+        raw = S3ObjectReader(self, tier, key, self.require(tier, key))
+        return io.BufferedReader(raw, buffer_size=buffer_size)
+
+    def download(self, tier: StorageTier, key: str, fileobj: IO[bytes] | Any) -> None:
+        """Stream ``key`` into the writable binary ``fileobj`` in bounded memory."""
+        r = self._tiers[tier]
+        with translate_errors("GetObject", r, key):
+            self.client(tier).download_fileobj(r.bucket, key, fileobj, Config=self._transfer_config())
+
+    def iter_pages(self, tier: StorageTier, prefix: str | None = None, page_size: int = 1000) -> Iterator[list[S3Object]]:
+        """Yield the bucket listing of ``tier`` one page at a time."""
+        r = self._tiers[tier]
+        params: dict[str, Any] = {"Bucket": r.bucket, "PaginationConfig": {"PageSize": page_size}}
+        if prefix:
+            params["Prefix"] = prefix
+        with translate_errors("ListObjectsV2", r, prefix):
+            for page in self.client(tier).get_paginator("list_objects_v2").paginate(**params):
+                yield [
+                    S3Object(
+                        key=item["Key"],
+                        last_modified=item.get("LastModified"),
+                        size=item.get("Size"),
+                        etag=_etag(item.get("ETag")),
+                        storage_class=item.get("StorageClass"),
+                    )
+                    for item in page.get("Contents", [])
+                ]
+
+    # -- writes --------------------------------------------------------------------
+
+    def _write_args(self, r: ResolvedTier, content_type: str | None) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if content_type:
+            extra["ContentType"] = content_type
+        if r.storage_class:
+            extra["StorageClass"] = r.storage_class
+        return extra
+
+    def put(
+        self,
+        tier: StorageTier,
+        key: str,
+        data: DataSource,
+        *,
+        content_type: str | None = None,
+        max_size: float = math.inf,
+    ) -> int:
+        """Store ``data`` at ``key``, streaming (multipart above the threshold); return its size.
+
+        ``max_size`` is checked before any byte is sent when the size is known, and while
+        reading otherwise (an unfinished multipart upload is then aborted).
+        """
+        r = self._tiers[tier]
+        client = self.client(tier)
+        extra = self._write_args(r, content_type)
+        threshold = self.advanced.multipart_threshold
+        with translate_errors("PutObject", r, key):
+            if isinstance(data, bytes | bytearray | memoryview):
+                size = len(data)
+                if size > max_size:
+                    raise FileTooLargeError(size, max_size)
+                if size <= threshold:
+                    client.put_object(Bucket=r.bucket, Key=key, Body=bytes(data), **extra)
+                else:
+                    client.upload_fileobj(io.BytesIO(data), r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
+                return size
+            if isinstance(cast(object, data), str):
+                raise InvalidOptionError("upload() got a str: pass bytes for content, or a pathlib.Path for a file on disk.")
+            if isinstance(data, os.PathLike):
+                path = os.fspath(data)
+                size = os.stat(path).st_size
+                if size > max_size:
+                    raise FileTooLargeError(size, max_size)
+                if size <= threshold:
+                    with open(path, "rb") as fh:
+                        client.put_object(Bucket=r.bucket, Key=key, Body=fh, **extra)
+                else:
+                    client.upload_file(path, r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
+                return size
+            if not hasattr(data, "read"):
+                raise InvalidOptionError(
+                    f"upload() cannot read a {type(data).__name__}: pass bytes, a binary file object or a pathlib.Path."
+                )
+            remaining = _remaining(data)
+            if remaining is not None and remaining > max_size:
+                raise FileTooLargeError(remaining, max_size)
+            if remaining is not None and remaining <= threshold:
+                body: object = data.read()
+                if not isinstance(body, bytes):
+                    raise InvalidOptionError("upload() got a text stream: open the file in binary mode ('rb').")
+                client.put_object(Bucket=r.bucket, Key=key, Body=body, **extra)
+                return len(body)
+            reader = _LimitedReader(data, max_size)
+            client.upload_fileobj(cast("IO[bytes]", reader), r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
+            return reader.count
+
+    def delete(self, tier: StorageTier, key: str) -> None:
+        """Delete ``key``; deleting a missing object is not an error (S3's semantics)."""
+        r = self._tiers[tier]
+        with translate_errors("DeleteObject", r, key):
+            self.client(tier).delete_object(Bucket=r.bucket, Key=key)
+
+    def copy(
+        self, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, *, source: ObjectInfo | None = None
+    ) -> ObjectInfo:
+        """Copy an object and verify the copy; return the copy's HEAD.
+
+        Same location: server-side CopyObject (multipart UploadPartCopy above 5 GiB).
+        Different endpoints: a streamed GET into a multipart upload, in bounded memory.
+        On failure the source is untouched; the caller decides whether the destination
+        (which another writer may have committed meanwhile) is a partial copy to remove.
+        """
+        if (src, src_key) == (dst, dst_key):
+            raise InvalidOptionError("copy source and destination are the same object.")
+        source = source or self.require(src, src_key)
+        s, d = self._tiers[src], self._tiers[dst]
+        streamed_md5: str | None = None
+        with translate_errors("CopyObject", d, dst_key):
+            if s.same_location(d):
+                self._server_side_copy(s, src_key, d, dst_key, source)
+            else:
+                streamed_md5 = self._streamed_copy(src, s, src_key, dst, d, dst_key, source)
+        copy = self.head(dst, dst_key)
+        self._verify(source, copy, streamed_md5, d, dst_key)
+        assert copy is not None
+        return copy
+
+    def _server_side_copy(self, s: ResolvedTier, src_key: str, d: ResolvedTier, dst_key: str, source: ObjectInfo) -> None:
+        client = self.client(d.tier)
+        copy_source = {"Bucket": s.bucket, "Key": src_key}
+        extra: dict[str, Any] = {}
+        if d.storage_class:
+            extra["StorageClass"] = d.storage_class
+        if source.size <= MAX_SINGLE_COPY:
+            client.copy_object(Bucket=d.bucket, Key=dst_key, CopySource=copy_source, MetadataDirective="COPY", **extra)  # type: ignore[arg-type]
+            return
+        part = max(self.advanced.multipart_chunksize, math.ceil(source.size / MAX_PARTS))
+        cfg = self._transfer_config(chunksize=part, threshold=MAX_SINGLE_COPY)
+        if source.content_type:
+            extra["ContentType"] = source.content_type
+        client.copy(copy_source, d.bucket, dst_key, ExtraArgs=extra, Config=cfg)  # type: ignore[arg-type]
+
+    def _streamed_copy(
+        self, src: StorageTier, s: ResolvedTier, src_key: str, dst: StorageTier, d: ResolvedTier, dst_key: str, source: ObjectInfo
+    ) -> str:
+        with translate_errors("GetObject", s, src_key):
+            params: dict[str, Any] = {"Bucket": s.bucket, "Key": src_key}
+            if source.etag:
+                params["IfMatch"] = f'"{source.etag}"'
+            body = self.client(src).get_object(**params)["Body"]
+        try:
+            reader = _LimitedReader(body, math.inf, hash_md5=True)
+            extra = self._write_args(d, source.content_type)
+            # Few parts in flight: memory stays near concurrency x chunksize whatever the object size.
+            cfg = self._transfer_config(concurrency=3)
+            self.client(dst).upload_fileobj(cast("IO[bytes]", reader), d.bucket, dst_key, ExtraArgs=extra, Config=cfg)
+        finally:
+            body.close()
+        assert reader.md5 is not None
+        if reader.count != source.size:
+            raise VerificationError(
+                f"read {reader.count} bytes from the source, expected {source.size}.",
+                operation="CopyObject",
+                tier=d.tier.value,
+                bucket=d.bucket,
+                key=dst_key,
+            )
+        return reader.md5.hexdigest()
+
+    def _verify(
+        self, source: ObjectInfo, copy: ObjectInfo | None, streamed_md5: str | None, d: ResolvedTier, dst_key: str
+    ) -> None:
+        def fail(why: str) -> NoReturn:
+            raise VerificationError(why, operation="VerifyCopy", tier=d.tier.value, bucket=d.bucket, key=dst_key)
+
+        if copy is None:
+            fail("the copy is missing after the copy request succeeded.")
+        if copy.size != source.size:
+            fail(f"the copy has {copy.size} bytes, the source {source.size}.")
+        if streamed_md5 is not None and _plain_md5(source.etag) and streamed_md5 != source.etag:
+            fail(f"the bytes read have MD5 {streamed_md5}, the source's ETag is {source.etag}.")
+        known = streamed_md5 if streamed_md5 is not None else (source.etag if _plain_md5(source.etag) else None)
+        if known is not None and _plain_md5(copy.etag) and copy.etag != known:
+            fail(f"the copy's ETag {copy.etag} differs from the source's MD5 {known}.")
+
+
+def _remaining(stream: Any) -> int | None:
+    """Return the bytes left in a seekable stream, or None when it cannot tell."""
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+        return int(end - here)
+    except (AttributeError, OSError, ValueError):
+        return None

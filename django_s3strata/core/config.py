@@ -89,8 +89,11 @@ class S3StrataAdvancedOptions:
     orphan_grace_period: int = 24 * 3600
 
     def __post_init__(self) -> None:
-        self.default_storage_tier = parse_tier(self.default_storage_tier, what="default_storage_tier")
-        self.default_visibility = parse_visibility(self.default_visibility, what="default_visibility")
+        try:
+            self.default_storage_tier = parse_tier(self.default_storage_tier, what="default_storage_tier")
+            self.default_visibility = parse_visibility(self.default_visibility, what="default_visibility")
+        except InvalidOptionError as exc:
+            raise ConfigurationError(str(exc)) from None
         exp = self.default_presigned_url_expiration
         if isinstance(exp, bool) or not isinstance(exp, int) or not 1 <= exp <= MAX_PRESIGN_EXPIRY:
             raise ConfigurationError(

@@ -1,0 +1,71 @@
+"""The async API never blocks the event loop, and the sync face needs none."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from django_s3strata.core import FileManager, InMemoryAdapter, UploadOptions
+from tests.conftest import make_env
+from tests.s3server import MotoS3Server
+
+DELAY = 0.3
+
+
+@pytest.fixture
+def slow_server() -> Iterator[MotoS3Server]:
+    server = MotoS3Server(delay=DELAY).start()
+    yield server
+    server.stop()
+
+
+def test_concurrent_uploads_overlap_and_the_loop_keeps_ticking(slow_server: MotoS3Server) -> None:
+    env = make_env("shared", slow_server, slow_server)
+    fm = FileManager(env.config, InMemoryAdapter())
+    slow_server.middleware.max_in_flight = 0
+    gaps: list[float] = []
+
+    async def ticker(stop: asyncio.Event) -> None:
+        last = time.perf_counter()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    async def main() -> float:
+        stop = asyncio.Event()
+        tick = asyncio.create_task(ticker(stop))
+        start = time.perf_counter()
+        files = await asyncio.gather(*(fm.upload(f"file {i}".encode(), UploadOptions(filename=f"{i}.txt")) for i in range(20)))
+        elapsed = time.perf_counter() - start
+        stop.set()
+        await tick
+        assert len({f.path for f in files}) == 20
+        return elapsed
+
+    elapsed = asyncio.run(main())
+    # Serial uploads would have one request in flight at a time; the pool runs up to 16.
+    assert slow_server.middleware.max_in_flight >= 10
+    assert len(gaps) > elapsed / 0.01 / 3
+    assert max(gaps) < 0.25, max(gaps)  # a blocking call on the loop would stall it for >= 0.3 s
+    assert sorted(env.keys("HOT")) == sorted(f.path for f in fm.adapter.files.values())
+
+
+def test_get_url_needs_no_network_and_no_thread(slow_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env("shared", slow_server, slow_server)
+    fm = FileManager(env.config, InMemoryAdapter())
+    f = fm.sync.upload(b"x")
+    before = slow_server.middleware.requests
+
+    def no_threads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("get_url used the thread pool")
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", no_threads)
+    for _ in range(20):
+        assert "X-Amz-Signature" in fm.sync.get_url(f)
+        assert "X-Amz-Signature" in asyncio.run(fm.get_url(f))
+    assert slow_server.middleware.requests == before

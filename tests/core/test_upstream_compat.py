@@ -108,7 +108,7 @@ def test_upstream_quick_start_runs(shared_env: Env, capsys: pytest.CaptureFixtur
         .replace("COLD_BUCKET", repr(shared_env.cold_bucket))
     )
     namespace: dict[str, Any] = {}
-    exec(compile(textwrap.dedent(source), "quickstart", "exec"), namespace)  # noqa: S102
+    exec(compile(textwrap.dedent(source), "quickstart", "exec"), namespace)
     asyncio.run(namespace["main"]())
     out = capsys.readouterr().out
     assert f"File URL: http://{cfg.endpoint}:{cfg.port}/{shared_env.hot_bucket}/private/" in out
@@ -119,7 +119,7 @@ def test_upstream_quick_start_runs(shared_env: Env, capsys: pytest.CaptureFixtur
 
 def seed_adapter(shared_env: Env) -> Any:
     namespace: dict[str, Any] = {}
-    exec(compile(QUICK_START, "quickstart", "exec"), namespace)  # noqa: S102
+    exec(compile(QUICK_START, "quickstart", "exec"), namespace)
     return namespace["InMemoryAdapter"]()
 
 

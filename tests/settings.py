@@ -28,6 +28,7 @@ TIME_ZONE = "UTC"
 INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django_s3strata",
 ]
 if _postgres_reachable():
     DATABASES = {

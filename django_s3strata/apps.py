@@ -1,0 +1,14 @@
+"""The Django app configuration of django-s3strata."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DjangoS3StrataConfig(AppConfig):
+    """Register django-s3strata with Django."""
+
+    name = "django_s3strata"
+    label = "s3strata"
+    verbose_name = "S3 tiered storage"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+"""The example site of django-s3strata."""

@@ -1,0 +1,95 @@
+"""ObjectStore options beyond upstream: URL styles, storage classes, multipart copies, clients."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+import pytest
+
+from django_s3strata.core import (
+    FileManager,
+    InMemoryAdapter,
+    S3StrataAdvancedOptions,
+    S3StrataConfig,
+    S3TierConfig,
+    SetTierOptions,
+    StorageTier,
+    UploadOptions,
+)
+from django_s3strata.core import objectstore as objectstore_module
+from django_s3strata.core.objectstore import ObjectStore, content_disposition, guess_content_type
+from tests.conftest import Env, make_env
+
+
+def offline(**kw: Any) -> ObjectStore:
+    base: dict[str, Any] = dict(endpoint="s3.example.com", access_key="AK", secret_key="SK", hot_bucket="hot", cold_bucket="cold")
+    base.update(kw)
+    return ObjectStore(S3StrataConfig(**base))
+
+
+def test_public_url_styles() -> None:
+    assert offline().public_url(StorageTier.HOT, "public/a b/ü.txt") == "https://s3.example.com/hot/public/a%20b/%C3%BC.txt"
+    assert (
+        offline(port=9000, use_ssl=False).public_url(StorageTier.COLD, "public/x") == "http://s3.example.com:9000/cold/public/x"
+    )
+    assert offline(addressing_style="virtual").public_url(StorageTier.HOT, "public/x") == "https://hot.s3.example.com/public/x"
+    cdn = offline(hot_public_base_url="https://cdn.example.com/assets/")
+    assert cdn.public_url(StorageTier.HOT, "public/x y") == "https://cdn.example.com/assets/public/x%20y"
+    assert cdn.public_url(StorageTier.COLD, "public/x") == "https://s3.example.com/cold/public/x"
+
+
+def test_presigned_url_is_built_offline_with_region_and_style() -> None:
+    url = offline(region="eu-west-1", addressing_style="virtual").presigned_url(StorageTier.HOT, "private/k", 60)
+    assert url.startswith("https://hot.s3.example.com/private/k?")
+    assert "eu-west-1%2Fs3%2Faws4_request" in url and "X-Amz-Expires=60" in url
+
+
+def test_content_type_and_disposition_helpers() -> None:
+    assert guess_content_type("photo.JPG") == "image/jpeg"
+    assert guess_content_type("data.unknownext") == "application/octet-stream"
+    assert content_disposition("attachment", 'naïve "q".pdf') == (
+        "attachment; filename=\"na_ve _q_.pdf\"; filename*=UTF-8''na%C3%AFve%20%22q%22.pdf"
+    )
+
+
+def test_cold_storage_class_is_applied_on_archive(moto_server: Any) -> None:
+    env = make_env("shared", moto_server, moto_server, cold_storage_class="STANDARD_IA")
+    fm = FileManager(env.config, InMemoryAdapter()).sync
+    f = fm.upload(b"x", UploadOptions(hot_duration=0))
+    assert "StorageClass" not in env.hot_client.head_object(Bucket=env.hot_bucket, Key=f.path)
+    assert fm.archive_expired_hot_files() == 1
+    assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=f.path)["StorageClass"] == "STANDARD_IA"
+    direct = fm.upload(b"y", UploadOptions(tier="COLD"))
+    assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=direct.path)["StorageClass"] == "STANDARD_IA"
+
+
+def test_copies_above_the_single_copy_limit_go_part_by_part(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    env: Env = make_env("shared", moto_server, moto_server)
+    monkeypatch.setattr(objectstore_module, "MAX_SINGLE_COPY", 6 * 1024 * 1024)  # stands in for 5 GiB
+    fm = FileManager(env.config, InMemoryAdapter()).sync
+    data = os.urandom(13 * 1024 * 1024)
+    f = fm.upload(data, UploadOptions(filename="v.bin"))
+    calls: list[str] = []
+    client = fm.objectstore.client(StorageTier.COLD)
+    client.meta.events.register("before-call.s3.*", lambda model, **kw: calls.append(model.name))
+    cold = fm.set_tier(f, SetTierOptions(tier="COLD"))
+    assert "UploadPartCopy" in calls and "CopyObject" not in calls
+    assert env.read("COLD", cold.path) == data and env.keys("HOT") == []
+
+
+def test_tiers_on_one_location_share_one_client_and_pickling_drops_clients() -> None:
+    store = offline()
+    assert store.same_location() and store.client(StorageTier.HOT) is store.client(StorageTier.COLD)
+    split = ObjectStore(
+        S3StrataConfig(
+            hot=S3TierConfig("a.example", "AK", "SK", "hot"),
+            cold=S3TierConfig("b.example", "AK", "SK", "cold"),
+            advanced=S3StrataAdvancedOptions(max_concurrency=4),
+        )
+    )
+    assert not split.same_location() and split.client(StorageTier.HOT) is not split.client(StorageTier.COLD)
+    assert split.client(StorageTier.HOT).meta.config.max_pool_connections == 8
+    clone = pickle.loads(pickle.dumps(split))
+    assert clone._clients == {} and clone.client(StorageTier.COLD).meta.endpoint_url == "https://b.example"

@@ -6,6 +6,7 @@ process (VmHWM, reset through /proc/self/clear_refs) measures the client alone.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import socket
 import subprocess
@@ -99,10 +100,8 @@ def manager(servers: list[int]) -> FileManager:
     for tier in StorageTier:
         client: Any = fm.objectstore.client(tier)
         bucket = fm.objectstore.tier(tier).bucket
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=bucket)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
     return fm
 
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from .core import *  # noqa: F403  (the core's public names are this package's too)
+from .core import FileManager
 from .core import __all__ as _core_all
 
 __version__ = "0.1.0"
-__all__ = [*_core_all, "__version__"]
+__all__ = [*_core_all, "__version__", "get_file_manager"]
+
+
+def get_file_manager() -> FileManager:
+    """Return the process-wide FileManager built from ``settings.S3STRATA`` (imports Django)."""
+    from .services import get_file_manager as _get
+
+    return _get()

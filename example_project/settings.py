@@ -52,3 +52,14 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-s3strata: every value can come from the environment (see docs/settings.md).
+S3STRATA = {
+    "ENDPOINT": os.environ.get("S3STRATA_ENDPOINT", "127.0.0.1"),
+    "PORT": int(os.environ.get("S3STRATA_PORT", "9000")),
+    "USE_SSL": os.environ.get("S3STRATA_USE_SSL", "false").lower() in ("1", "true", "yes"),
+    "ACCESS_KEY": os.environ.get("S3STRATA_ACCESS_KEY", "demo"),
+    "SECRET_KEY": os.environ.get("S3STRATA_SECRET_KEY", "demo-secret"),
+    "HOT_BUCKET": os.environ.get("S3STRATA_HOT_BUCKET", "demo-hot"),
+    "COLD_BUCKET": os.environ.get("S3STRATA_COLD_BUCKET", "demo-cold"),
+}

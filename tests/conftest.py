@@ -105,3 +105,28 @@ def env(request: pytest.FixtureRequest, moto_server: MotoS3Server, moto_server_b
 @pytest.fixture
 def manager(env: Env) -> FileManager:
     return FileManager(env.config, InMemoryAdapter())
+
+
+def settings_dict(config: S3StrataConfig) -> dict[str, Any]:
+    """Return the ``S3STRATA`` setting equivalent to ``config``."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name == "advanced":
+            continue
+        if f.name in ("hot", "cold"):
+            if value is not None:
+                out[f.name.upper()] = {k.upper(): v for k, v in dataclasses.asdict(value).items()}
+            continue
+        if value is not None and value != f.default:
+            out[f.name.upper()] = value
+    return out
+
+
+@pytest.fixture
+def s3strata_settings(env: Env, settings: Any) -> Env:
+    """Point settings.S3STRATA at fresh buckets on the live S3 server(s); the FileManager follows."""
+    settings.S3STRATA = settings_dict(env.config)
+    return env

@@ -13,26 +13,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing, suppress
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 logger = logging.getLogger(__name__)
 
-_PORT_FLAGS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-    "admin.port",
-    "admin.port.grpc",
-)
+_SERVICES = ("master", "volume", "filer", "s3")  # each gets an HTTP and a gRPC port
+_GRPC_OFFSET = 10000  # weed's maintenance worker dials the admin gRPC at admin.port + 10000, ignoring -admin.port.grpc
 
 
 def find_weed() -> str:
@@ -51,17 +45,33 @@ def _free_ports(count: int) -> list[int]:
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
     finally:
-        for s in socks:
-            s.close()
+        for sock in socks:
+            sock.close()
+
+
+def _free_port_pair(exclude: set[int]) -> int:
+    """Return a free port P (not in ``exclude``) such that P + _GRPC_OFFSET is free too."""
+    for _ in range(200):
+        with socket.socket() as low, socket.socket() as high:
+            low.bind(("127.0.0.1", 0))
+            port: int = low.getsockname()[1]
+            if port + _GRPC_OFFSET > 65535 or {port, port + _GRPC_OFFSET} & exclude:
+                continue
+            try:
+                high.bind(("127.0.0.1", port + _GRPC_OFFSET))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port pair found")
 
 
 class SeaweedServer:
-    """A single-process SeaweedFS (master+volume+filer+S3) bound to 127.0.0.1 with SigV4 auth."""
+    """A single-process SeaweedFS (master+volume+filer+S3) bound to 127.0.0.1 that enforces SigV4."""
 
     host = "127.0.0.1"
 
@@ -76,8 +86,8 @@ class SeaweedServer:
         self._own_dir = data_dir is None
         self.data_dir = pathlib.Path(tempfile.mkdtemp(prefix="seaweed-")) if data_dir is None else data_dir
         self.log_path = self.data_dir / "weed.log"
-        self.port = 0
-        self.ports: dict[str, int] = {}
+        self.port = 0  # the S3 port, set by start()
+        self.ports: dict[str, int] = {}  # every port flag passed to weed
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,23 +95,11 @@ class SeaweedServer:
         return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        """The ``weed mini`` command line for the currently chosen ports."""
-        args = [
-            find_weed(),
-            "-logtostderr",
-            "mini",
-            f"-dir={self.data_dir}",
-            f"-ip={self.host}",
-            f"-ip.bind={self.host}",
-            "-master.telemetry=false",
-            "-webdav=false",
-            "-admin.ui=false",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-            "-s3.iam=false",
-            f"-filer.localSocket={self.data_dir / 'filer.sock'}",
-            f"-s3.localSocket={self.data_dir / 's3.sock'}",
-        ]
+        """The ``weed mini`` command line for the chosen ports (WebDAV, Iceberg, Lance, admin UI off)."""
+        args = [find_weed(), "-logtostderr", "mini", f"-dir={self.data_dir}", f"-ip={self.host}", f"-ip.bind={self.host}"]
+        args += ["-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.iam=false"]
+        args += ["-s3.port.iceberg=0", "-s3.port.lance=0"]
+        args += [f"-filer.localSocket={self.data_dir / 'filer.sock'}", f"-s3.localSocket={self.data_dir / 's3.sock'}"]
         return args + [f"-{flag}={port}" for flag, port in self.ports.items()]
 
     def start(self, timeout: float = 60) -> None:
@@ -109,7 +107,10 @@ class SeaweedServer:
         if self._proc is not None:
             raise RuntimeError("SeaweedServer already started")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS))))
+        flags = [f"{svc}.port{kind}" for svc in _SERVICES for kind in ("", ".grpc")]
+        self.ports = dict(zip(flags, _free_ports(len(flags)), strict=True))
+        admin = _free_port_pair(set(self.ports.values()))
+        self.ports.update({"admin.port": admin, "admin.port.grpc": admin + _GRPC_OFFSET})
         self.port = self.ports["s3.port"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key, TMPDIR=str(self.data_dir))
@@ -126,25 +127,25 @@ class SeaweedServer:
                 start_new_session=True,
             )
         began = time.monotonic()
-        deadline = began + timeout
         client = self.client(retries=0, connect_timeout=1, read_timeout=5)
         last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                break
-            try:
-                client.list_buckets()
-            except Exception as exc:  # noqa: BLE001 - anything means "not ready yet"
-                last_error = exc
-                time.sleep(0.2)
-            else:
-                logger.info("SeaweedFS ready at %s after %.1fs", self.endpoint_url, time.monotonic() - began)
-                return
+        try:
+            while time.monotonic() < began + timeout and self._proc.poll() is None:
+                try:
+                    client.list_buckets()
+                except Exception as exc:  # anything means "not ready yet"
+                    last_error = exc
+                    time.sleep(0.2)
+                else:
+                    logger.info("SeaweedFS ready at %s after %.1fs", self.endpoint_url, time.monotonic() - began)
+                    return
+        finally:
+            client.close()
         code = self._proc.poll()
+        tail = self.log_tail()
         self.stop()
         raise RuntimeError(
-            f"SeaweedFS did not start within {timeout}s (exit code {code}, last error {last_error!r});"
-            f" log tail of {self.log_path}:\n{self.log_tail()}"
+            f"SeaweedFS not ready (exit code {code}, timeout {timeout}s, last error {last_error!r}); log tail:\n{tail}"
         )
 
     def log_tail(self, lines: int = 40) -> str:
@@ -155,24 +156,20 @@ class SeaweedServer:
             return "<no log>"
 
     def stop(self, grace: float = 10) -> None:
-        """SIGTERM the server's process group, wait up to ``grace`` seconds, then SIGKILL it."""
+        """SIGTERM the server's process group, wait up to ``grace`` seconds, then SIGKILL the group."""
         proc, self._proc = self._proc, None
         if proc is not None:
             for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    pass
                 try:
                     proc.wait(timeout=grace)
                     break
                 except subprocess.TimeoutExpired:
                     logger.warning("SeaweedFS pid %s ignored %s", proc.pid, sig.name)
-            try:  # reap stragglers left in the group after the leader exited
+            with suppress(ProcessLookupError):  # stragglers left in the group after the leader exited
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            for flag, port in self.ports.items():  # weed hard-codes its gRPC sockets in /tmp
+            for flag, port in self.ports.items():  # weed hard-codes its gRPC unix sockets in /tmp
                 if flag.endswith(".grpc"):
                     pathlib.Path(f"/tmp/seaweedfs-{flag.split('.')[0]}-grpc-{port}.sock").unlink(missing_ok=True)
         if self._own_dir:
@@ -185,14 +182,9 @@ class SeaweedServer:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
-    def client(self, retries: int = 3, **config: Any) -> Any:
-        """A boto3 S3 client for this server (path-style, us-east-1, SigV4)."""
-        cfg = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            retries={"max_attempts": retries, "mode": "standard"},
-            **config,
-        )
+    def client(self, retries: int = 3, **config: Any) -> S3Client:
+        """A boto3 S3 client for this server (path-style, us-east-1, SigV4); ``config`` goes to botocore's Config."""
+        cfg = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": retries}, **config)
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -203,21 +195,19 @@ class SeaweedServer:
         )
 
     def create_bucket(self, name: str) -> None:
-        """Create bucket ``name``."""
-        self.client().create_bucket(Bucket=name)
+        """Create bucket ``name`` (S3 naming rules apply: 3-63 chars)."""
+        with closing(self.client()) as s3:
+            s3.create_bucket(Bucket=name)
 
     def set_public_read_policy(self, bucket: str, prefix: str) -> None:
-        """Allow anonymous ``GetObject`` on ``bucket/prefix/*`` only, via a bucket policy."""
-        policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "PublicRead",
-                    "Effect": "Allow",
-                    "Principal": "*",
-                    "Action": ["s3:GetObject"],
-                    "Resource": [f"arn:aws:s3:::{bucket}/{prefix.strip('/')}/*"],
-                }
-            ],
+        """Allow anonymous GET/HEAD of ``bucket/prefix/*`` only (bucket policy; listing and writes stay private)."""
+        statement = {
+            "Sid": "PublicRead",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": ["s3:GetObject"],
+            "Resource": [f"arn:aws:s3:::{bucket}/{prefix.strip('/')}/*"],
         }
-        self.client().put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        policy = {"Version": "2012-10-17", "Statement": [statement]}
+        with closing(self.client()) as s3:
+            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))

@@ -29,7 +29,12 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django_s3strata",
+    "tests.testapp",
 ]
+STORAGES = {
+    "default": {"BACKEND": "django_s3strata.storage.S3StrataStorage", "OPTIONS": {"visibility": "PRIVATE"}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 if _postgres_reachable():
     DATABASES = {
         "default": {
@@ -43,3 +48,13 @@ if _postgres_reachable():
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Replaced per test by the `s3strata_settings` fixture with a live S3 server's address.
+S3STRATA = {
+    "ENDPOINT": "127.0.0.1",
+    "PORT": 9,
+    "USE_SSL": False,
+    "ACCESS_KEY": "unset",
+    "SECRET_KEY": "unset",
+    "HOT_BUCKET": "unset-hot",
+    "COLD_BUCKET": "unset-cold",
+}

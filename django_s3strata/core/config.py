@@ -262,7 +262,9 @@ def resolve_tier(config: S3StrataConfig, tier: StorageTier | str) -> ResolvedTie
         raise ConfigurationError(
             f"Missing S3 configuration for the {tier.value} tier: {', '.join(missing)}. "
             f"Set {shared} on S3StrataConfig (shared-endpoint mode), "
-            f"or give {lower}=S3TierConfig(endpoint=..., access_key=..., secret_key=..., bucket=...)."
+            f"or give {lower}=S3TierConfig(endpoint=..., access_key=..., secret_key=..., bucket=...).",
+            tier=tier.value,
+            missing=tuple(missing),
         )
     _validate_resolved(resolved, lower)
     return resolved

@@ -40,6 +40,12 @@ class S3StrataError(Exception):
 class ConfigurationError(S3StrataError, ValueError):
     """A setting is missing or invalid; the message says what to set."""
 
+    def __init__(self, message: str, *, tier: str | None = None, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.tier = tier
+        #: The missing field names (as S3TierConfig names them), when fields are missing.
+        self.missing = missing
+
 
 class InvalidOptionError(S3StrataError, ValueError):
     """An argument is out of range or does not apply to this file."""

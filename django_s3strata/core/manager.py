@@ -498,6 +498,10 @@ class FileManager:
 
     # -- beyond upstream -------------------------------------------------------------
 
+    def visibility_of(self, file: PhysicalFile) -> FileVisibility:
+        """Return the file's visibility, read from its path by its tier's configured prefixes."""
+        return self._ops._location(file)[1]
+
     async def open(self, file: PhysicalFile) -> IO[bytes]:
         """Return a seekable binary stream over the file's object, fetching ranges on demand."""
         tier = parse_tier(file.storage_tier, what="storage_tier")

@@ -456,6 +456,18 @@ class ObjectStore:
                     for item in page.get("Contents", [])
                 ]
 
+    def list_dir(self, tier: StorageTier, prefix: str) -> tuple[list[str], list[str]]:
+        """Return the sub-directory names and file names directly under ``prefix`` (ending in '/')."""
+        r = self._tiers[tier]
+        dirs: list[str] = []
+        files: list[str] = []
+        with translate_errors("ListObjectsV2", r, prefix):
+            pages = self.client(tier).get_paginator("list_objects_v2").paginate(Bucket=r.bucket, Prefix=prefix, Delimiter="/")
+            for page in pages:
+                dirs.extend(p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", []))
+                files.extend(item["Key"][len(prefix) :] for item in page.get("Contents", []))
+        return dirs, files
+
     # -- writes --------------------------------------------------------------------
 
     def _write_args(self, r: ResolvedTier, content_type: str | None) -> dict[str, Any]:

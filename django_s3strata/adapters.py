@@ -1,0 +1,176 @@
+"""DjangoORMAdapter: the core's StorageAdapter on the PhysicalFile model (async ORM and a sync face)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .core.adapters import StorageAdapter, SyncStorageAdapter
+from .core.types import UNSET, FileId, StorageTier
+from .models import PhysicalFile
+
+__all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
+
+
+def now_ms() -> datetime:
+    """Return the current UTC time at millisecond precision (what Prisma stores)."""
+    now = timezone.now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _ms(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return value
+
+
+def _tier(value: Any) -> str:
+    return StorageTier(value).value
+
+
+def _changes(storage_tier: Any, path: Any, hot_until: Any) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if storage_tier is not UNSET:
+        changes["storage_tier"] = _tier(storage_tier)
+    if path is not UNSET:
+        changes["path"] = path
+    if hot_until is not UNSET:
+        changes["hot_until"] = _ms(hot_until)
+    changes["updated_at"] = now_ms()
+    return changes
+
+
+def _forget_names() -> None:
+    from .storage import clear_cache
+
+    clear_cache()
+
+
+def _update_signals(before: PhysicalFile, after: PhysicalFile) -> list[tuple[Any, dict[str, Any]]]:
+    """Return the tier, archive and visibility signals an update calls for."""
+    _forget_names()
+    sends: list[tuple[Any, dict[str, Any]]] = []
+    if before.storage_tier != after.storage_tier:
+        sends.append((signals.file_tier_changed, {"old_tier": before.storage_tier, "new_tier": after.storage_tier}))
+        if after.storage_tier == StorageTier.COLD.value and before.hot_until is not None and before.hot_until <= after.updated_at:
+            sends.append((signals.file_archived, {}))
+    if before.path != after.path:
+        old_vis, new_vis = _visibility(before), _visibility(after)
+        if old_vis != new_vis:
+            sends.append((signals.file_visibility_changed, {"old_visibility": old_vis, "new_visibility": new_vis}))
+    return sends
+
+
+def _visibility(record: PhysicalFile) -> str | None:
+    from .services import get_file_manager
+
+    try:
+        return get_file_manager().visibility_of(record).value
+    except ValueError:
+        return None
+
+
+class DjangoORMSyncAdapter(SyncStorageAdapter):
+    """Records as PhysicalFile rows, for sync callers: plain ORM calls, no event loop."""
+
+    def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        now = now_ms()
+        record = PhysicalFile.objects.create(
+            storage_tier=_tier(storage_tier),
+            filename=filename,
+            path=path,
+            hot_until=_ms(hot_until),
+            created_at=now,
+            updated_at=now,
+        )
+        signals.send_on_commit(signals.file_uploaded, record)
+        return record
+
+    def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        return PhysicalFile.objects.filter(pk=id).first()
+
+    def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        changes = _changes(storage_tier, path, hot_until)
+        with transaction.atomic():
+            before = PhysicalFile.objects.select_for_update().get(pk=id)
+            PhysicalFile.objects.filter(pk=id).update(**changes)
+            after = PhysicalFile.objects.get(pk=id)
+            for signal, extra in _update_signals(before, after):
+                signals.send_on_commit(signal, after, **extra)
+        return after
+
+    def delete(self, id: FileId) -> None:
+        record = PhysicalFile.objects.filter(pk=id).first()
+        if record is None:
+            return
+        count, _ = PhysicalFile.objects.filter(pk=id).delete()
+        _forget_names()
+        if count:
+            signals.send_on_commit(signals.file_deleted, record)
+
+    def find_expired_hot_files(self) -> list[PhysicalFile]:
+        return list(PhysicalFile.objects.expired())
+
+    def find_all(self) -> list[PhysicalFile]:
+        return list(PhysicalFile.objects.all())
+
+    def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        return set(PhysicalFile.objects.filter(storage_tier=_tier(storage_tier), path__in=paths).values_list("path", flat=True))
+
+
+class DjangoORMAdapter(StorageAdapter):
+    """Records as PhysicalFile rows, through Django's async ORM; ``as_sync()`` is the sync face."""
+
+    def __init__(self) -> None:
+        self._sync = DjangoORMSyncAdapter()
+
+    def as_sync(self) -> SyncStorageAdapter:
+        return self._sync
+
+    async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        now = now_ms()
+        record = await PhysicalFile.objects.acreate(
+            storage_tier=_tier(storage_tier),
+            filename=filename,
+            path=path,
+            hot_until=_ms(hot_until),
+            created_at=now,
+            updated_at=now,
+        )
+        # The async ORM autocommits (no transaction is open here): the row is committed.
+        await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
+        return record
+
+    async def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        return await PhysicalFile.objects.filter(pk=id).afirst()
+
+    async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        before = await PhysicalFile.objects.aget(pk=id)
+        await PhysicalFile.objects.filter(pk=id).aupdate(**_changes(storage_tier, path, hot_until))
+        after = await PhysicalFile.objects.aget(pk=id)
+        for signal, extra in _update_signals(before, after):
+            await signal.asend(sender=PhysicalFile, file=after, **extra)
+        return after
+
+    async def delete(self, id: FileId) -> None:
+        record = await PhysicalFile.objects.filter(pk=id).afirst()
+        if record is None:
+            return
+        count, _ = await PhysicalFile.objects.filter(pk=id).adelete()
+        _forget_names()
+        if count:
+            await signals.file_deleted.asend(sender=PhysicalFile, file=record)
+
+    async def find_expired_hot_files(self) -> list[PhysicalFile]:
+        return [f async for f in PhysicalFile.objects.expired()]
+
+    async def find_all(self) -> list[PhysicalFile]:
+        return [f async for f in PhysicalFile.objects.all()]
+
+    async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        qs = PhysicalFile.objects.filter(storage_tier=_tier(storage_tier), path__in=paths).values_list("path", flat=True)
+        return {p async for p in qs}

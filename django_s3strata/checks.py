@@ -1,0 +1,160 @@
+"""System checks: misconfigurations found without the network (s3strata.E0xx/W0xx), and a --deploy check that asks S3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .core.config import MAX_PRESIGN_EXPIRY, ResolvedTier, resolve_tier
+from .core.exceptions import ConfigurationError, S3StrataError
+from .core.types import StorageTier
+
+__all__ = ["check_buckets_exist", "check_settings"]
+
+TASKS = {
+    "django_s3strata.tasks.archive_expired_hot_files",
+    "django_s3strata.tasks.sweep_orphans",
+    "django_s3strata.tasks.verify_files",
+}
+
+
+def _overlap(a: str, b: str) -> bool:
+    a, b = a + "/", b + "/"
+    return a.startswith(b) or b.startswith(a)
+
+
+def _tier_errors(tiers: dict[StorageTier, ResolvedTier]) -> list[CheckMessage]:
+    hot, cold = tiers[StorageTier.HOT], tiers[StorageTier.COLD]
+    if hot.endpoint_url == cold.endpoint_url and hot.bucket == cold.bucket:
+        clashes = [
+            (h, c)
+            for h in (hot.public_prefix, hot.private_prefix)
+            for c in (cold.public_prefix, cold.private_prefix)
+            if _overlap(h, c)
+        ]
+        if clashes:
+            return [
+                Error(
+                    f"HOT and COLD share the bucket {hot.bucket!r} and their prefixes overlap "
+                    f"({clashes[0][0]!r} and {clashes[0][1]!r}): "
+                    "a key would belong to both tiers.",
+                    hint="Set different HOT_BUCKET and COLD_BUCKET, or distinct prefixes per tier "
+                    "(PUBLIC_HOT_PREFIX, PRIVATE_HOT_PREFIX, PUBLIC_COLD_PREFIX, PRIVATE_COLD_PREFIX).",
+                    id="s3strata.E003",
+                )
+            ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Check ``settings.S3STRATA`` and the Celery schedule without touching the network."""
+    from . import conf
+
+    messages: list[CheckMessage] = []
+    raw = getattr(settings, "S3STRATA", None)
+    try:
+        parsed = conf.parse(raw)
+    except ConfigurationError as exc:
+        text = str(exc)
+        if "expiration" in text:
+            return [
+                Error(
+                    text,
+                    hint=f"Set ADVANCED['DEFAULT_PRESIGNED_URL_EXPIRATION'] to at most {MAX_PRESIGN_EXPIRY} seconds (7 days).",
+                    id="s3strata.E004",
+                )
+            ]
+        return [Error(text, hint="Fix settings.S3STRATA as the message says.", id="s3strata.E001")]
+    tiers: dict[StorageTier, ResolvedTier] = {}
+    for tier in StorageTier:
+        try:
+            tiers[tier] = resolve_tier(parsed.config, tier)
+        except ConfigurationError as exc:
+            messages.append(_tier_message(tier, exc, raw))
+    if len(tiers) == 2:
+        messages.extend(_tier_errors(tiers))
+        for tier in tiers.values():
+            if not tier.use_ssl and tier.endpoint not in ("127.0.0.1", "localhost", "::1"):
+                messages.append(
+                    Warning(
+                        f"The {tier.tier.value} tier talks to {tier.endpoint_url} without TLS: "
+                        "credentials and presigned URLs travel in clear.",
+                        hint="Set USE_SSL to True for a remote endpoint.",
+                        id="s3strata.W001",
+                    )
+                )
+    messages.extend(_celery_schedule_messages())
+    return messages
+
+
+def _tier_message(tier: StorageTier, exc: ConfigurationError, raw: Any) -> CheckMessage:
+    if exc.missing:
+        block = isinstance(raw, dict) and isinstance(raw.get(tier.value), dict)
+        shared = {
+            "endpoint": "ENDPOINT",
+            "access_key": "ACCESS_KEY",
+            "secret_key": "SECRET_KEY",
+            "bucket": f"{tier.value}_BUCKET",
+        }
+        keys = [f"S3STRATA[{tier.value!r}][{f.upper()!r}]" if block else f"S3STRATA[{shared[f]!r}]" for f in exc.missing]
+        return Error(
+            f"The {tier.value} tier has no {', '.join(f.replace('_', ' ') for f in exc.missing)}: set {', '.join(keys)}.",
+            hint=f"Set ENDPOINT, ACCESS_KEY, SECRET_KEY and {tier.value}_BUCKET in settings.S3STRATA, "
+            f"or a {tier.value!r} sub-dict with ENDPOINT, ACCESS_KEY, SECRET_KEY and BUCKET.",
+            id="s3strata.E002",
+        )
+    overlap = "overlap" in str(exc)
+    return Error(
+        str(exc),
+        hint=f"Give the {tier.value} tier distinct public and private prefixes."
+        if overlap
+        else "Fix settings.S3STRATA as the message says.",
+        id="s3strata.E005" if overlap else "s3strata.E001",
+    )
+
+
+def _celery_schedule_messages() -> list[CheckMessage]:
+    schedule = getattr(settings, "CELERY_BEAT_SCHEDULE", None) or {}
+    messages: list[CheckMessage] = []
+    for entry_name, entry in schedule.items():
+        task = entry.get("task") if isinstance(entry, dict) else None
+        if isinstance(task, str) and task.startswith("django_s3strata.") and task not in TASKS:
+            messages.append(
+                Error(
+                    f"CELERY_BEAT_SCHEDULE[{entry_name!r}] names the task {task!r}, which django_s3strata does not have.",
+                    hint=f"Use one of: {', '.join(sorted(TASKS))}.",
+                    id="s3strata.E006",
+                )
+            )
+    return messages
+
+
+@register(Tags.compatibility, deploy=True)
+def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With ``check --deploy``: ask S3 whether both buckets exist and the credentials work."""
+    from .services import get_file_manager
+
+    try:
+        store = get_file_manager().objectstore
+    except S3StrataError:
+        return []  # reported by check_settings
+    messages: list[CheckMessage] = []
+    for tier in StorageTier:
+        resolved = store.tier(tier)
+        try:
+            from .core.objectstore import translate_errors
+
+            with translate_errors("HeadBucket", resolved):
+                store.client(tier).head_bucket(Bucket=resolved.bucket)
+        except S3StrataError as exc:
+            messages.append(
+                Error(
+                    f"The {tier.value} bucket is not usable: {exc}",
+                    hint=f"Create the bucket {resolved.bucket!r} at {resolved.endpoint_url} or fix the {tier.value} settings.",
+                    id="s3strata.E010",
+                )
+            )
+    return messages

@@ -1,0 +1,105 @@
+"""Read ``settings.S3STRATA`` once, refuse unknown keys by name, and build the core configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from django.conf import settings
+
+from .core.config import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig
+from .core.exceptions import ConfigurationError
+
+__all__ = ["DJANGO_OPTIONS", "S3StrataSettings", "get_settings", "reset"]
+
+#: Options that only the Django app reads, with their defaults.
+DJANGO_OPTIONS: dict[str, Any] = {
+    # Map PhysicalFile onto the table an s3strata-ts (Prisma) app uses: "PhysicalFile", enum "StorageTier".
+    "SHARED_TABLE": False,
+    # New files stored through S3StrataStorage or PhysicalFileField without options of their own.
+    "STORAGE_TIER": None,
+    "STORAGE_VISIBILITY": None,
+    "STORAGE_HOT_DURATION": None,
+}
+
+
+def _fields(cls: type) -> dict[str, str]:
+    """Return {UPPER_NAME: field_name} for a dataclass."""
+    return {f.name.upper(): f.name for f in dataclasses.fields(cls)}
+
+
+_TOP = {k: v for k, v in _fields(S3StrataConfig).items() if k not in ("HOT", "COLD", "ADVANCED")}
+_TIER = _fields(S3TierConfig)
+_ADVANCED = _fields(S3StrataAdvancedOptions)
+
+
+def _refuse_unknown(given: dict[str, Any], known: set[str], where: str) -> None:
+    for key in given:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigurationError(f"Unknown key {key!r} in {where}.{hint} Known keys: {', '.join(sorted(known))}.")
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{where} must be a dict, not {type(value).__name__}.")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class S3StrataSettings:
+    """The parsed ``S3STRATA`` setting: the core config plus the Django-only options."""
+
+    config: S3StrataConfig
+    options: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.options[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def parse(raw: Any) -> S3StrataSettings:
+    """Return the S3StrataSettings for a raw ``S3STRATA`` dict, or raise ConfigurationError."""
+    top = _mapping(raw if raw is not None else {}, "settings.S3STRATA")
+    _refuse_unknown(top, set(_TOP) | {"HOT", "COLD", "ADVANCED"} | set(DJANGO_OPTIONS), "settings.S3STRATA")
+    kwargs: dict[str, Any] = {_TOP[k]: v for k, v in top.items() if k in _TOP}
+    for tier in ("HOT", "COLD"):
+        if top.get(tier) is not None:
+            block = _mapping(top[tier], f"settings.S3STRATA[{tier!r}]")
+            _refuse_unknown(block, set(_TIER), f"settings.S3STRATA[{tier!r}]")
+            try:
+                kwargs[tier.lower()] = S3TierConfig(**{_TIER[k]: v for k, v in block.items()})
+            except TypeError:
+                missing = [k for k in ("ENDPOINT", "ACCESS_KEY", "SECRET_KEY", "BUCKET") if k not in block]
+                raise ConfigurationError(
+                    f"settings.S3STRATA[{tier!r}] lacks {', '.join(missing)}: a tier sub-dict needs ENDPOINT, "
+                    "ACCESS_KEY, SECRET_KEY and BUCKET.",
+                    tier=tier,
+                    missing=tuple(m.lower() for m in missing),
+                ) from None
+    advanced = _mapping(top.get("ADVANCED") or {}, "settings.S3STRATA['ADVANCED']")
+    _refuse_unknown(advanced, set(_ADVANCED), "settings.S3STRATA['ADVANCED']")
+    kwargs["advanced"] = S3StrataAdvancedOptions(**{_ADVANCED[k]: v for k, v in advanced.items()})
+    options = {k: top.get(k, default) for k, default in DJANGO_OPTIONS.items()}
+    return S3StrataSettings(S3StrataConfig(**kwargs), options)
+
+
+_cached: S3StrataSettings | None = None
+
+
+def get_settings() -> S3StrataSettings:
+    """Return the parsed ``S3STRATA`` setting (cached until ``reset``)."""
+    global _cached
+    if _cached is None:
+        _cached = parse(getattr(settings, "S3STRATA", None))
+    return _cached
+
+
+def reset() -> None:
+    """Forget the parsed settings (called when ``S3STRATA`` changes)."""
+    global _cached
+    _cached = None

@@ -1,0 +1,142 @@
+"""PhysicalFileField: a relation to PhysicalFile that behaves like a file field for its model."""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.utils import timezone
+from django.utils.text import capfirst
+
+from .core.config import parse_tier, parse_visibility
+from .core.types import FileVisibility, StorageTier
+
+__all__ = ["PhysicalFileField"]
+
+UploadTo = str | Callable[[Any, str], str]
+
+
+class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
+    """A foreign key to PhysicalFile that accepts uploads in ModelForms and the admin.
+
+    ``obj.attachment`` is the PhysicalFile (``.url``, ``.open()``, ``.set_tier()``...); after
+    ``select_related("attachment")`` its URL costs no query. The upload happens when the owning
+    row is saved, as with Django's FileField. When the owning row is deleted the file stays,
+    unless ``delete_with_owner=True``: then its row and object are deleted after the commit.
+    """
+
+    def __init__(
+        self,
+        to: str = "s3strata.PhysicalFile",
+        on_delete: Callable[..., Any] = models.SET_NULL,
+        *,
+        tier: StorageTier | str | None = None,
+        visibility: FileVisibility | str | None = None,
+        hot_duration: int | None = None,
+        upload_to: UploadTo = "",
+        delete_with_owner: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.tier = parse_tier(tier) if tier is not None else None
+        self.visibility = parse_visibility(visibility) if visibility is not None else None
+        self.hot_duration = hot_duration
+        self.upload_to = upload_to
+        self.delete_with_owner = delete_with_owner
+        kwargs.setdefault("null", True)
+        kwargs.setdefault("blank", True)
+        kwargs.setdefault("related_name", "+")
+        super().__init__(to, on_delete, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        for attr, default in (
+            ("tier", None),
+            ("visibility", None),
+            ("hot_duration", None),
+            ("upload_to", ""),
+            ("delete_with_owner", False),
+        ):
+            value = getattr(self, attr)
+            if value != default:
+                kwargs[attr] = value.value if isinstance(value, StorageTier | FileVisibility) else value
+        return name, path, args, kwargs
+
+    def contribute_to_class(self, cls: type[models.Model], name: str, *args: Any, **kwargs: Any) -> None:
+        super().contribute_to_class(cls, name, *args, **kwargs)
+        if self.delete_with_owner and not cls._meta.abstract:
+            post_delete.connect(self._delete_file, sender=cls, weak=False, dispatch_uid=f"s3strata-{cls._meta.label}-{name}")
+
+    def _delete_file(self, sender: Any, instance: models.Model, **kwargs: Any) -> None:
+        file_id = getattr(instance, self.attname)
+        if file_id is None:
+            return
+
+        def delete() -> None:
+            from .models import PhysicalFile
+
+            record = PhysicalFile.objects.filter(pk=file_id).first()
+            if record is not None:
+                record.delete()
+
+        transaction.on_commit(delete)
+
+    # -- forms -----------------------------------------------------------------------
+
+    def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Return a file upload field (not the foreign key's select box)."""
+        widget = kwargs.get("widget")
+        options: dict[str, Any] = {
+            "required": kwargs.get("required", not self.blank),
+            "label": kwargs.get("label", capfirst(self.verbose_name)),
+            "help_text": kwargs.get("help_text", self.help_text),
+        }
+        if isinstance(widget, forms.FileInput) or (isinstance(widget, type) and issubclass(widget, forms.FileInput)):
+            options["widget"] = widget
+        return forms.FileField(**options)
+
+    def value_from_object(self, obj: models.Model) -> Any:
+        """Return the PhysicalFile itself: the file widget shows its name and URL."""
+        return getattr(obj, self.name)
+
+    def save_form_data(self, instance: models.Model, data: Any) -> None:
+        """Keep an upload until the owning row is saved; False (the clear box) removes the link."""
+        if data is False:
+            setattr(instance, self.name, None)
+        elif isinstance(data, UploadedFile) or (
+            hasattr(data, "read") and hasattr(data, "name") and not isinstance(data, models.Model)
+        ):
+            instance.__dict__.setdefault("_s3strata_pending", {})[self.name] = data
+        elif isinstance(data, models.Model):
+            setattr(instance, self.name, data)
+
+    # -- saving ----------------------------------------------------------------------
+
+    def generate_suffix(self, instance: models.Model, filename: str) -> tuple[str, str]:
+        """Return (record filename, key suffix) for an upload, applying ``upload_to``."""
+        if callable(self.upload_to):
+            name = self.upload_to(instance, filename)
+        else:
+            name = posixpath.join(timezone.now().strftime(self.upload_to), filename) if self.upload_to else filename
+        dirname, basename = posixpath.split(str(name).replace("\\", "/"))
+        unique = f"{uuid.uuid4()}-{basename}"
+        return basename, posixpath.join(dirname, unique) if dirname else unique
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Any:
+        pending = model_instance.__dict__.get("_s3strata_pending", {}).pop(self.name, None)
+        if pending is not None:
+            model_instance.__dict__[self.attname] = None
+            setattr(model_instance, self.name, self.store(model_instance, pending))
+        return super().pre_save(model_instance, add)
+
+    def store(self, instance: models.Model, upload: Any) -> Any:
+        """Upload ``upload`` (streamed) with this field's options and return its PhysicalFile."""
+        from .services import store_upload
+
+        filename, suffix = self.generate_suffix(instance, posixpath.basename(upload.name or "file"))
+        return store_upload(upload, filename, suffix, self.tier, self.visibility, self.hot_duration)

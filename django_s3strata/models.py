@@ -1,0 +1,169 @@
+"""The PhysicalFile model: s3strata's record, with a Django API over the process-wide FileManager."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .core.types import (
+    FileVisibility,
+    GetUrlOptions,
+    SetHotDurationOptions,
+    SetTierOptions,
+    SetVisibilityOptions,
+    StorageTier,
+)
+from .querysets import PhysicalFileQuerySet
+
+# Read at import time: a model's table is fixed when its class is built.
+SHARED_TABLE = bool((getattr(settings, "S3STRATA", None) or {}).get("SHARED_TABLE", False))
+
+
+class StorageTierField(models.CharField):  # type: ignore[type-arg]
+    """The tier column: VARCHAR here, the ``"StorageTier"`` enum on a PostgreSQL table shared with Prisma."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 4)
+        kwargs.setdefault("choices", [(t.value, t.value) for t in StorageTier])
+        super().__init__(*args, **kwargs)
+
+    def db_type(self, connection: Any) -> str | None:
+        if SHARED_TABLE and connection.vendor == "postgresql":
+            return '"StorageTier"'
+        return super().db_type(connection)
+
+    def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
+        if SHARED_TABLE and connection.vendor == "postgresql":
+            return '%s::"StorageTier"'
+        return "%s"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
+        return None if value is None else str(value)
+
+
+class PhysicalFile(models.Model):
+    """One stored object: its tier, its key (``path``) and when it leaves the HOT tier."""
+
+    storage_tier = StorageTierField(_("storage tier"), default=StorageTier.HOT.value)
+    filename = models.TextField(_("filename"))
+    path = models.TextField(_("path"))
+    hot_until = models.DateTimeField(_("hot until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    # Beyond s3strata's schema, nullable so rows written by s3strata-ts stay valid.
+    size = models.BigIntegerField(_("size"), null=True, blank=True)
+    content_type = models.TextField(_("content type"), null=True, blank=True)
+
+    objects = PhysicalFileQuerySet.as_manager()
+
+    class Meta:
+        db_table = "PhysicalFile" if SHARED_TABLE else "s3strata_physicalfile"
+        verbose_name = _("physical file")
+        verbose_name_plural = _("physical files")
+        ordering = ["-id"]
+        indexes = [
+            # Prisma names its index on a shared table "PhysicalFile_storage_tier_hot_until_idx".
+            models.Index(fields=["storage_tier", "hot_until"], name="s3strata_tier_hot_until_idx"),
+            models.Index(fields=["path"], name="s3strata_path_idx"),
+        ]
+        permissions = [
+            ("change_tier_physicalfile", "Can move files between HOT and COLD"),
+            ("change_visibility_physicalfile", "Can make files public or private"),
+            ("manage_orphans_physicalfile", "Can list, adopt and delete orphan objects"),
+        ]
+
+    def __str__(self) -> str:
+        return self.filename
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def tier(self) -> StorageTier:
+        """Return the storage tier as an enum."""
+        return StorageTier(self.storage_tier)
+
+    @property
+    def visibility(self) -> FileVisibility:
+        """Return PUBLIC or PRIVATE, read from the path by the tier's configured prefixes."""
+        from .services import get_file_manager
+
+        return get_file_manager().visibility_of(self)
+
+    @property
+    def url(self) -> str:
+        """Return the direct URL (PUBLIC) or a presigned URL (PRIVATE); no S3 request."""
+        return self.get_url()
+
+    def get_url(self, expires_in: int | None = None, content_disposition: str | None = None) -> str:
+        """Return the file's URL; ``expires_in`` seconds for a presigned one."""
+        from .services import get_file_manager
+
+        return get_file_manager().sync.get_url(self, GetUrlOptions(expires_in, content_disposition))  # type: ignore[arg-type]
+
+    def open(self) -> IO[bytes]:
+        """Return a seekable binary stream over the object (ranged reads on demand)."""
+        from .services import get_file_manager
+
+        return get_file_manager().sync.open(self)  # type: ignore[arg-type]
+
+    def exists_in_storage(self) -> bool:
+        """Return True when the object exists in its tier's bucket (one HEAD request)."""
+        from .services import get_file_manager
+
+        return get_file_manager().sync.exists(self)  # type: ignore[arg-type]
+
+    @property
+    def is_expired(self) -> bool:
+        """Return True for a HOT file whose ``hot_until`` has passed."""
+        return self.storage_tier == StorageTier.HOT.value and self.hot_until is not None and self.hot_until <= timezone.now()
+
+    # -- changing ----------------------------------------------------------------------
+
+    def _refresh_from(self, other: Any) -> PhysicalFile:
+        for field in ("storage_tier", "path", "hot_until", "updated_at"):
+            setattr(self, field, getattr(other, field))
+        return self
+
+    def set_tier(self, tier: StorageTier | str, *, hot_duration: int | None = None, move_file: bool = True) -> PhysicalFile:
+        """Move the file to ``tier`` (copy, verify, commit, delete the source)."""
+        from .services import get_file_manager
+
+        updated = get_file_manager().sync.set_tier(self, SetTierOptions(tier, move_file, hot_duration))  # type: ignore[arg-type]
+        return self._refresh_from(updated)
+
+    def set_visibility(self, visibility: FileVisibility | str, *, move_file: bool = True) -> PhysicalFile:
+        """Make the file PUBLIC or PRIVATE (moves the object to the other prefix)."""
+        from .services import get_file_manager
+
+        updated = get_file_manager().sync.set_visibility(self, SetVisibilityOptions(visibility, move_file))  # type: ignore[arg-type]
+        return self._refresh_from(updated)
+
+    def set_hot_duration(self, duration: int | None) -> PhysicalFile:
+        """Set when this HOT file expires: None never, 0 now, N seconds from now."""
+        from .services import get_file_manager
+
+        updated = get_file_manager().sync.set_hot_duration(self, SetHotDurationOptions(duration))  # type: ignore[arg-type]
+        return self._refresh_from(updated)
+
+    def archive(self) -> PhysicalFile:
+        """Move this file to COLD now."""
+        return self.set_tier(StorageTier.COLD)
+
+    def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
+        """Delete the row, then the object (a leftover object is an orphan the sweep removes)."""
+        from .services import get_file_manager
+
+        get_file_manager().sync.delete(self)  # type: ignore[arg-type]
+        return 1, {self._meta.label: 1}
+
+    def touch_times(self, now: datetime | None = None) -> None:
+        """Set ``updated_at`` (and ``created_at`` when unset) explicitly, as a shared table needs."""
+        stamp = now or timezone.now()
+        self.updated_at = stamp
+        if self.created_at is None:
+            self.created_at = stamp

@@ -1,0 +1,73 @@
+"""The PhysicalFile queryset: tier, visibility and expiry filters, and a delete that removes objects."""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .core.types import FileVisibility, StorageTier
+
+if TYPE_CHECKING:
+    pass
+
+
+def _visibility_q(visibility: FileVisibility) -> Q:
+    from .services import get_file_manager
+
+    store = get_file_manager().objectstore
+    q = Q()
+    for tier in StorageTier:
+        prefix = store.tier(tier).prefix(visibility)
+        q |= Q(storage_tier=tier.value, path__startswith=prefix + "/")
+    return q
+
+
+class PhysicalFileQuerySet(models.QuerySet["PhysicalFile"]):
+    """Filters by tier, visibility and expiry; ``delete_with_objects`` also removes the S3 objects."""
+
+    def hot(self) -> PhysicalFileQuerySet:
+        """Return the files in the HOT tier."""
+        return self.filter(storage_tier=StorageTier.HOT.value)
+
+    def cold(self) -> PhysicalFileQuerySet:
+        """Return the files in the COLD tier."""
+        return self.filter(storage_tier=StorageTier.COLD.value)
+
+    def public(self) -> PhysicalFileQuerySet:
+        """Return the PUBLIC files (by their tier's configured public prefix)."""
+        return self.filter(_visibility_q(FileVisibility.PUBLIC))
+
+    def private(self) -> PhysicalFileQuerySet:
+        """Return the PRIVATE files."""
+        return self.filter(_visibility_q(FileVisibility.PRIVATE))
+
+    def expired(self, now: Any = None) -> PhysicalFileQuerySet:
+        """Return HOT files whose ``hot_until`` has passed (what the next archival run moves)."""
+        return self.hot().filter(hot_until__lte=now or timezone.now())
+
+    def expiring_within(self, seconds: int) -> PhysicalFileQuerySet:
+        """Return HOT files that expire within ``seconds`` from now (and have not yet)."""
+        now = timezone.now()
+        return self.hot().filter(hot_until__gt=now, hot_until__lte=now + datetime.timedelta(seconds=seconds))
+
+    def delete_with_objects(self) -> tuple[int, list[int]]:
+        """Delete each row and then its object; return (deleted, ids that failed).
+
+        A plain ``.delete()`` removes rows only: their objects become orphans, which the orphan
+        sweep removes after its grace period. This method removes both, row first.
+        """
+        from .services import get_file_manager
+
+        sync = get_file_manager().sync
+        deleted, failed = 0, []
+        for record in self.iterator(chunk_size=500):
+            try:
+                sync.delete(record)
+                deleted += 1
+            except Exception:
+                failed.append(record.pk)
+        return deleted, failed

@@ -1,0 +1,83 @@
+"""The process-wide FileManager built from ``settings.S3STRATA`` with the ORM adapter."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from . import conf
+from .core.manager import FileManager
+from .core.types import FileVisibility, StorageTier, UploadOptions
+
+__all__ = ["get_file_manager", "reset_file_manager", "store_upload"]
+
+_lock = threading.Lock()
+_manager: FileManager | None = None
+
+
+def get_file_manager() -> FileManager:
+    """Return the process-wide FileManager (async API; ``.sync`` for the sync face)."""
+    global _manager
+    manager = _manager
+    if manager is None:
+        with _lock:
+            if _manager is None:
+                from .adapters import DjangoORMAdapter
+
+                _manager = FileManager(conf.get_settings().config, DjangoORMAdapter())
+            manager = _manager
+    return manager
+
+
+def reset_file_manager() -> None:
+    """Forget the FileManager and the parsed settings; the next call rebuilds both."""
+    global _manager
+    with _lock:
+        _manager = None
+        conf.reset()
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "S3STRATA":
+        reset_file_manager()
+
+
+def store_upload(
+    content: Any,
+    filename: str,
+    suffix: str,
+    tier: StorageTier | None = None,
+    visibility: FileVisibility | None = None,
+    hot_duration: int | None = None,
+) -> Any:
+    """Stream a Django File or upload into storage and return its PhysicalFile (size and type recorded).
+
+    Options left as None fall back to ``STORAGE_TIER``/``STORAGE_VISIBILITY``/``STORAGE_HOT_DURATION``,
+    then to the core's defaults.
+    """
+    from .models import PhysicalFile
+
+    opts = conf.get_settings().options
+    content_type = getattr(content, "content_type", None)
+    if hasattr(content, "seek") and getattr(content, "seekable", lambda: True)():
+        content.seek(0)
+    source = content.file if getattr(content, "file", None) is not None else content
+    record = get_file_manager().sync.upload(
+        source,
+        UploadOptions(
+            tier or opts["STORAGE_TIER"],
+            visibility or opts["STORAGE_VISIBILITY"],
+            filename,
+            suffix,
+            hot_duration if hot_duration is not None else opts["STORAGE_HOT_DURATION"],
+            content_type,
+        ),
+    )
+    size = getattr(content, "size", None)
+    PhysicalFile.objects.filter(pk=record.pk).update(size=size, content_type=content_type)
+    record.size, record.content_type = size, content_type
+    return record

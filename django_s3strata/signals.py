@@ -1,0 +1,39 @@
+"""Signals sent after the transaction that changed a PhysicalFile commits.
+
+Each is sent with ``sender=PhysicalFile`` and ``file=<the PhysicalFile>``, plus:
+
+- ``file_uploaded``: a row was created for a stored object (uploads and adopted orphans).
+- ``file_tier_changed``: ``old_tier``, ``new_tier``.
+- ``file_archived``: an expired HOT file reached COLD (also sends ``file_tier_changed``).
+- ``file_visibility_changed``: ``old_visibility``, ``new_visibility``.
+- ``file_deleted``: the row is gone (its object is removed right after, or left as an orphan).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+__all__ = [
+    "file_archived",
+    "file_deleted",
+    "file_tier_changed",
+    "file_uploaded",
+    "file_visibility_changed",
+    "send_on_commit",
+]
+
+file_uploaded = Signal()
+file_tier_changed = Signal()
+file_archived = Signal()
+file_visibility_changed = Signal()
+file_deleted = Signal()
+
+
+def send_on_commit(signal: Signal, file: Any, **extra: Any) -> None:
+    """Send ``signal`` for ``file`` once the current transaction commits (at once outside one)."""
+    from .models import PhysicalFile
+
+    transaction.on_commit(lambda: signal.send(sender=PhysicalFile, file=file, **extra))

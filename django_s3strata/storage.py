@@ -1,0 +1,209 @@
+"""S3StrataStorage: a Django storage backend that stores each file as a PhysicalFile in HOT or COLD.
+
+The name Django keeps in a ``FileField`` is the key's suffix (``upload_to`` path plus
+``{uuid}-{filename}``). Tier and visibility moves change only the key's prefix and the bucket,
+never the suffix, so a stored name keeps working after its file is archived or made public.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import threading
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import IO, Any
+
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files import File
+from django.core.files.storage import Storage
+from django.core.signals import request_finished, request_started
+from django.utils import timezone
+from django.utils.deconstruct import deconstructible
+
+from .core.config import parse_tier, parse_visibility
+from .core.exceptions import InvalidKeyError
+from .core.keys import validate_suffix
+from .core.types import FileVisibility, GetUrlOptions, StorageTier
+from .models import PhysicalFile
+from .services import store_upload
+
+__all__ = ["S3StrataStorage", "prefetch_files"]
+
+_UUID_PART = 37  # "{uuid4}-" added in front of the file name
+
+_cache = threading.local()
+
+
+def _records() -> dict[str, PhysicalFile]:
+    records: dict[str, PhysicalFile] | None = getattr(_cache, "records", None)
+    if records is None:
+        records = _cache.records = {}
+    return records
+
+
+def clear_cache(**kwargs: Any) -> None:
+    """Forget the records looked up by name (at each request's start and end, and after any change)."""
+    _cache.records = {}
+
+
+request_started.connect(clear_cache, dispatch_uid="s3strata-storage-cache-start")
+request_finished.connect(clear_cache, dispatch_uid="s3strata-storage-cache-end")
+
+
+def _candidates(name: str) -> dict[str, StorageTier]:
+    from .services import get_file_manager
+
+    store = get_file_manager().objectstore
+    return {f"{store.tier(t).prefix(v)}/{name}": t for t in StorageTier for v in FileVisibility}
+
+
+def _lookup(names: Iterable[str]) -> dict[str, PhysicalFile]:
+    """Return the records of ``names`` (suffixes) in one query."""
+    wanted: dict[str, tuple[str, StorageTier]] = {}
+    for name in names:
+        for path, tier in _candidates(name).items():
+            wanted[path] = (name, tier)
+    found: dict[str, PhysicalFile] = {}
+    for record in PhysicalFile.objects.filter(path__in=list(wanted)).order_by("id"):
+        name, tier = wanted[record.path]
+        if record.storage_tier == tier.value:
+            found[name] = record
+    return found
+
+
+def prefetch_files(objects: Iterable[Any], field: str) -> None:
+    """Look up in one query the records behind ``field`` of each object, so ``.url`` costs no query.
+
+    For a ``FileField(storage=S3StrataStorage())``; a ``PhysicalFileField`` uses ``select_related``.
+    """
+    names = [getattr(obj, field).name for obj in objects if getattr(obj, field)]
+    _records().update(_lookup(n for n in names if n not in _records()))
+
+
+@deconstructible(path="django_s3strata.storage.S3StrataStorage")
+class S3StrataStorage(Storage):
+    """Store files in the HOT or COLD tier as PhysicalFile rows; usable in ``STORAGES`` and on a FileField."""
+
+    def __init__(
+        self,
+        tier: StorageTier | str | None = None,
+        visibility: FileVisibility | str | None = None,
+        hot_duration: int | None = None,
+        expires_in: int | None = None,
+    ) -> None:
+        self.tier = parse_tier(tier) if tier is not None else None
+        self.visibility = parse_visibility(visibility) if visibility is not None else None
+        self.hot_duration = hot_duration
+        self.expires_in = expires_in
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _manager(self) -> Any:
+        from .services import get_file_manager
+
+        return get_file_manager()
+
+    def record(self, name: str) -> PhysicalFile | None:
+        """Return the PhysicalFile stored under ``name``, or None."""
+        cached = _records().get(name)
+        if cached is not None:
+            return cached
+        return _lookup([name]).get(name)
+
+    def _require(self, name: str) -> PhysicalFile:
+        record = self.record(name)
+        if record is None:
+            raise FileNotFoundError(f"No PhysicalFile is stored under the name {name!r}.")
+        return record
+
+    # -- Storage API ---------------------------------------------------------------
+
+    def get_available_name(self, name: str, max_length: int | None = None) -> str:
+        """Return ``name`` shortened so that the stored name (with its UUID) fits ``max_length``."""
+        name = name.replace("\\", "/")
+        if max_length is not None and len(name) + _UUID_PART > max_length:
+            dirname, basename = posixpath.split(name)
+            root, ext = posixpath.splitext(basename)
+            room = max_length - _UUID_PART - len(ext) - (len(dirname) + 1 if dirname else 0)
+            if room < 1:
+                raise SuspiciousFileOperation(
+                    f'Storage cannot store "{name}" in {max_length} characters: raise the field\'s max_length '
+                    "or shorten upload_to."
+                )
+            name = posixpath.join(dirname, root[:room] + ext)
+        return name
+
+    def _save(self, name: str, content: File[Any]) -> str:
+        dirname, basename = posixpath.split(name.replace("\\", "/"))
+        suffix = posixpath.join(dirname, f"{uuid.uuid4()}-{basename}") if dirname else f"{uuid.uuid4()}-{basename}"
+        try:
+            validate_suffix(suffix)
+        except InvalidKeyError as exc:
+            raise SuspiciousFileOperation(str(exc)) from exc
+        store_upload(content, basename, suffix, self.tier, self.visibility, self.hot_duration)
+        return suffix
+
+    def _open(self, name: str, mode: str = "rb") -> File[Any]:
+        if any(c in mode for c in "wax+"):
+            raise ValueError(f"S3StrataStorage opens files for reading only, not mode {mode!r}: save() new content instead.")
+        record = self._require(name)
+        stream: IO[bytes] = self._manager().sync.open(record)
+        return File(stream, name=name)
+
+    def delete(self, name: str) -> None:
+        """Delete the row, then the object; a missing name is not an error."""
+        record = self.record(name)
+        if record is not None:
+            self._manager().sync.delete(record)
+        _records().pop(name, None)
+
+    def exists(self, name: str) -> bool:
+        """Return True when a PhysicalFile is stored under ``name`` (a database query, no S3 request)."""
+        return self.record(name) is not None
+
+    def listdir(self, path: str) -> tuple[list[str], list[str]]:
+        """Return the directories and files under ``path`` across both tiers and visibilities."""
+        store = self._manager().objectstore
+        base = path.strip("/")
+        dirs: set[str] = set()
+        files: set[str] = set()
+        for tier in StorageTier:
+            for visibility in FileVisibility:
+                prefix = f"{store.tier(tier).prefix(visibility)}/{base + '/' if base else ''}"
+                sub_dirs, sub_files = store.list_dir(tier, prefix)
+                dirs.update(sub_dirs)
+                files.update(sub_files)
+        return sorted(dirs), sorted(files)
+
+    def size(self, name: str) -> int:
+        """Return the size in bytes (from the row when known, else one HEAD request)."""
+        record = self._require(name)
+        if record.size is not None:
+            return int(record.size)
+        info = self._manager().objectstore.require(StorageTier(record.storage_tier), record.path)
+        return int(info.size)
+
+    def url(self, name: str | None) -> str:
+        """Return the direct or presigned URL; no S3 request (one query unless prefetched)."""
+        if not name:
+            raise ValueError("This file has no name, so it has no URL.")
+        record = self._require(name)
+        return str(self._manager().sync.get_url(record, GetUrlOptions(self.expires_in)))
+
+    def _time(self, value: datetime) -> datetime:
+        from django.conf import settings
+
+        return value if settings.USE_TZ else timezone.make_naive(value)
+
+    def get_created_time(self, name: str) -> datetime:
+        """Return when the row was created."""
+        return self._time(self._require(name).created_at)
+
+    def get_modified_time(self, name: str) -> datetime:
+        """Return when the row last changed (a move counts)."""
+        return self._time(self._require(name).updated_at)
+
+    def get_accessed_time(self, name: str) -> datetime:
+        """S3 keeps no access time."""
+        raise NotImplementedError("S3 does not record when an object was last read.")

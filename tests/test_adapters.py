@@ -1,0 +1,83 @@
+"""One contract suite for every StorageAdapter, async and sync faces: InMemoryAdapter and DjangoORMAdapter."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from django_s3strata.adapters import DjangoORMAdapter
+from django_s3strata.core import UNSET, InMemoryAdapter, StorageTier
+
+
+class Face:
+    """Call the adapter through its async methods or its sync face."""
+
+    def __init__(self, adapter: Any, kind: str) -> None:
+        self.target = adapter.as_sync() if kind == "sync" else adapter
+        self.kind = kind
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.target, name)
+        if self.kind == "sync":
+            return method
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(*args, **kwargs)
+            finally:  # the async ORM's worker thread keeps a connection open otherwise
+                await sync_to_async(connections.close_all)()
+
+        return lambda *a, **kw: asyncio.run(call(*a, **kw))
+
+
+# The async ORM runs its queries on another thread: those cases need a transactional database.
+ORM = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(params=["memory-async", "memory-sync", pytest.param("orm-async", marks=ORM), pytest.param("orm-sync", marks=ORM)])
+def adapter(request: pytest.FixtureRequest) -> Face:
+    kind, face = request.param.split("-")
+    return Face(DjangoORMAdapter() if kind == "orm" else InMemoryAdapter(), face)
+
+
+def test_create_and_find(adapter: Face) -> None:
+    until = datetime.now(UTC) + timedelta(hours=1)
+    record = adapter.create(StorageTier.HOT, "a.txt", "private/u-a.txt", until)
+    assert (record.storage_tier, record.filename, record.path) == ("HOT", "a.txt", "private/u-a.txt")
+    assert abs(record.hot_until - until) < timedelta(milliseconds=1)
+    assert record.created_at is not None and record.created_at.tzinfo is not None and record.updated_at is not None
+    found = adapter.find_by_id(record.id)
+    assert found.path == record.path and found.id == record.id
+    assert adapter.find_by_id(999_999) is None
+
+
+def test_update_changes_only_given_fields_and_none_clears(adapter: Face) -> None:
+    record = adapter.create(StorageTier.HOT, "b", "private/b", datetime.now(UTC))
+    moved = adapter.update(record.id, path="public/b")
+    assert moved.path == "public/b" and moved.storage_tier == "HOT" and moved.hot_until is not None
+    cold = adapter.update(record.id, storage_tier=StorageTier.COLD, hot_until=None)
+    assert cold.storage_tier == "COLD" and cold.hot_until is None and cold.path == "public/b"
+    same = adapter.update(record.id, storage_tier=UNSET, path=UNSET, hot_until=UNSET)
+    assert (same.storage_tier, same.path, same.hot_until) == ("COLD", "public/b", None)
+    assert same.updated_at >= record.updated_at
+
+
+def test_expired_all_delete_and_bulk_lookup(adapter: Face) -> None:
+    past, future = datetime.now(UTC) - timedelta(seconds=5), datetime.now(UTC) + timedelta(hours=1)
+    expired = adapter.create(StorageTier.HOT, "e", "private/e", past)
+    adapter.create(StorageTier.HOT, "f", "private/f", future)
+    adapter.create(StorageTier.COLD, "c", "private/c", past)
+    adapter.create(StorageTier.HOT, "n", "private/n", None)
+    assert [f.id for f in adapter.find_expired_hot_files()] == [expired.id]
+    assert len(adapter.find_all()) == 4
+    assert adapter.find_existing_paths(StorageTier.HOT, ["private/e", "private/c", "private/x"]) == {"private/e"}
+    assert adapter.find_existing_paths(StorageTier.COLD, ["private/e", "private/c"]) == {"private/c"}
+    adapter.delete(expired.id)
+    assert adapter.find_by_id(expired.id) is None
+    adapter.delete(expired.id)  # deleting twice is harmless
+    assert len(adapter.find_all()) == 3

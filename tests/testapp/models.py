@@ -1,0 +1,32 @@
+"""Models of the test project: a PhysicalFileField, a FileField on the backend, and the default storage."""
+
+from __future__ import annotations
+
+from django.db import models
+
+from django_s3strata.fields import PhysicalFileField
+from django_s3strata.storage import S3StrataStorage
+
+
+def contract_path(instance: Contract, filename: str) -> str:
+    return f"contracts/{instance.customer}/{filename}"
+
+
+class Document(models.Model):
+    title = models.CharField(max_length=100)
+    attachment = PhysicalFileField(upload_to="docs/%Y", hot_duration=3600)
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Contract(models.Model):
+    customer = models.CharField(max_length=50)
+    scan = PhysicalFileField(upload_to=contract_path, tier="COLD", delete_with_owner=True, blank=False, null=True)
+
+
+class Report(models.Model):
+    name = models.CharField(max_length=100)
+    pdf = models.FileField(upload_to="reports", storage=S3StrataStorage(tier="HOT", visibility="PUBLIC"), max_length=255)
+    # The default storage is S3StrataStorage too (settings.STORAGES).
+    appendix = models.FileField(upload_to="appendices", blank=True)

@@ -115,6 +115,12 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         elif isinstance(data, models.Model):
             setattr(instance, self.name, data)
 
+    def validate(self, value: Any, model_instance: models.Model | None) -> None:
+        """Accept an empty value while an upload waits for the owning row's save."""
+        if value is None and model_instance is not None and self.name in model_instance.__dict__.get("_s3strata_pending", {}):
+            return
+        super().validate(value, model_instance)
+
     # -- saving ----------------------------------------------------------------------
 
     def generate_suffix(self, instance: models.Model, filename: str) -> tuple[str, str]:

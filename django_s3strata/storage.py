@@ -51,23 +51,28 @@ request_started.connect(clear_cache, dispatch_uid="s3strata-storage-cache-start"
 request_finished.connect(clear_cache, dispatch_uid="s3strata-storage-cache-end")
 
 
-def _candidates(name: str) -> dict[str, StorageTier]:
+def _candidates(name: str) -> dict[str, set[StorageTier]]:
+    """Return each key ``name`` may have, with the tiers where that key would be ``name``."""
     from .services import get_file_manager
 
     store = get_file_manager().objectstore
-    return {f"{store.tier(t).prefix(v)}/{name}": t for t in StorageTier for v in FileVisibility}
+    paths: dict[str, set[StorageTier]] = {}
+    for tier in StorageTier:
+        for visibility in FileVisibility:
+            paths.setdefault(f"{store.tier(tier).prefix(visibility)}/{name}", set()).add(tier)
+    return paths
 
 
 def _lookup(names: Iterable[str]) -> dict[str, PhysicalFile]:
     """Return the records of ``names`` (suffixes) in one query."""
-    wanted: dict[str, tuple[str, StorageTier]] = {}
+    wanted: dict[str, tuple[str, set[StorageTier]]] = {}
     for name in names:
-        for path, tier in _candidates(name).items():
-            wanted[path] = (name, tier)
+        for path, tiers in _candidates(name).items():
+            wanted[path] = (name, tiers)
     found: dict[str, PhysicalFile] = {}
     for record in PhysicalFile.objects.filter(path__in=list(wanted)).order_by("id"):
-        name, tier = wanted[record.path]
-        if record.storage_tier == tier.value:
+        name, tiers = wanted[record.path]
+        if StorageTier(record.storage_tier) in tiers:
             found[name] = record
     return found
 

@@ -58,3 +58,4 @@ S3STRATA = {
     "HOT_BUCKET": "unset-hot",
     "COLD_BUCKET": "unset-cold",
 }
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [], "APP_DIRS": True, "OPTIONS": {}}]

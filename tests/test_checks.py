@@ -1,0 +1,124 @@
+"""settings.S3STRATA: parsing, unknown keys refused by name, system checks that say what to set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core import checks
+
+from django_s3strata import conf, get_file_manager
+from django_s3strata.checks import check_buckets_exist, check_settings
+from django_s3strata.core import ConfigurationError, StorageTier
+from tests.conftest import Env
+
+GOOD = {
+    "ENDPOINT": "127.0.0.1",
+    "PORT": 9000,
+    "USE_SSL": False,
+    "ACCESS_KEY": "a",
+    "SECRET_KEY": "s",
+    "HOT_BUCKET": "h",
+    "COLD_BUCKET": "c",
+}
+
+
+def ids(settings: Any, value: Any, **extra: Any) -> list[str]:
+    settings.S3STRATA = value
+    for key, v in extra.items():
+        setattr(settings, key, v)
+    return [m.id for m in check_settings()]
+
+
+def test_parse_maps_upper_case_keys() -> None:
+    parsed = conf.parse(
+        {
+            **GOOD,
+            "PUBLIC_HOT_PREFIX": "www",
+            "COLD": {"ENDPOINT": "b2.example", "ACCESS_KEY": "k", "SECRET_KEY": "x", "BUCKET": "arch", "REGION": "us-west-002"},
+            "ADVANCED": {"MAX_FILE_SIZE": 1000, "DEFAULT_VISIBILITY": "PUBLIC", "COLD_STORAGE_CLASS": "STANDARD_IA"},
+            "STORAGE_HOT_DURATION": 60,
+        }
+    )
+    assert parsed.config.public_hot_prefix == "www" and parsed.config.cold.region == "us-west-002"
+    assert parsed.config.advanced.max_file_size == 1000 and parsed.config.advanced.default_visibility == "PUBLIC"
+    assert parsed.STORAGE_HOT_DURATION == 60 and parsed.SHARED_TABLE is False
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ({**GOOD, "HOT_BUCKETS": "x"}, "Unknown key 'HOT_BUCKETS' in settings.S3STRATA. Did you mean 'HOT_BUCKET'?"),
+        ({**GOOD, "HOT": {"ENDPOINT": "e", "BUKET": "b"}}, "Unknown key 'BUKET' in settings.S3STRATA['HOT']"),
+        ({**GOOD, "ADVANCED": {"MAX_SIZE": 1}}, "Unknown key 'MAX_SIZE' in settings.S3STRATA['ADVANCED']"),
+        ({**GOOD, "HOT": {"ENDPOINT": "e"}}, "lacks ACCESS_KEY, SECRET_KEY, BUCKET"),
+        ("not a dict", "must be a dict"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(value: Any, fragment: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        conf.parse(value)
+    assert fragment in str(info.value)
+
+
+def test_good_settings_pass(settings: Any) -> None:
+    assert ids(settings, GOOD) == []
+
+
+def test_missing_values_name_the_keys(settings: Any) -> None:
+    settings.S3STRATA = {"ENDPOINT": "127.0.0.1", "ACCESS_KEY": "a", "HOT_BUCKET": "h"}
+    messages = check_settings()
+    assert [m.id for m in messages] == ["s3strata.E002", "s3strata.E002"]
+    hot, cold = sorted(messages, key=lambda m: m.msg)[::-1]
+    assert "S3STRATA['SECRET_KEY']" in hot.msg and "HOT" in hot.msg
+    assert "S3STRATA['COLD_BUCKET']" in cold.msg
+    assert all(m.level == checks.ERROR for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"COLD_BUCKET": "h"}, "s3strata.E003"),
+        ({"PUBLIC_HOT_PREFIX": "files", "PRIVATE_HOT_PREFIX": "files"}, "s3strata.E005"),
+        ({"ADVANCED": {"DEFAULT_PRESIGNED_URL_EXPIRATION": 8 * 24 * 3600}}, "s3strata.E004"),
+        ({"HOT_BUCKETZ": "h"}, "s3strata.E001"),
+        ({"ENDPOINT": "s3.example.com"}, "s3strata.W001"),
+    ],
+)
+def test_each_misconfiguration_has_its_check(settings: Any, extra: dict[str, Any], expected: str) -> None:
+    assert expected in ids(settings, {**GOOD, **extra})
+
+
+def test_same_bucket_with_distinct_prefixes_is_fine(settings: Any) -> None:
+    value = {**GOOD, "COLD_BUCKET": "h", "PUBLIC_COLD_PREFIX": "cold-public", "PRIVATE_COLD_PREFIX": "cold-private"}
+    assert ids(settings, value) == []
+
+
+def test_celery_schedule_with_unknown_task(settings: Any) -> None:
+    schedule = {
+        "ok": {"task": "django_s3strata.tasks.archive_expired_hot_files", "schedule": 60},
+        "typo": {"task": "django_s3strata.tasks.archive_expired", "schedule": 60},
+        "other": {"task": "myapp.tasks.x", "schedule": 60},
+    }
+    assert ids(settings, GOOD, CELERY_BEAT_SCHEDULE=schedule) == ["s3strata.E006"]
+
+
+def test_file_manager_follows_setting_changes(s3strata_settings: Env, settings: Any) -> None:
+    first = get_file_manager()
+    assert first.objectstore.tier(StorageTier.HOT).bucket == s3strata_settings.hot_bucket
+    assert get_file_manager() is first
+    settings.S3STRATA = {**GOOD, "HOT_BUCKET": "another"}
+    assert get_file_manager() is not first
+    assert get_file_manager().objectstore.tier(StorageTier.HOT).bucket == "another"
+
+
+def test_deploy_check_asks_s3(s3strata_settings: Env, settings: Any) -> None:
+    assert check_buckets_exist() == []
+    value = dict(settings.S3STRATA)
+    if "COLD" in value:
+        value["COLD"] = {**value["COLD"], "BUCKET": "no-such-bucket-anywhere"}
+    else:
+        value["COLD_BUCKET"] = "no-such-bucket-anywhere"
+    settings.S3STRATA = value
+    [message] = check_buckets_exist()
+    assert message.id == "s3strata.E010" and "no-such-bucket-anywhere" in message.hint

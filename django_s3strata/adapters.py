@@ -32,6 +32,19 @@ def _tier(value: Any) -> str:
     return StorageTier(value).value
 
 
+def _new_row(storage_tier: Any, filename: str, path: str, hot_until: Any) -> dict[str, Any]:
+    # Both timestamps explicitly: a table shared with Prisma has no database default for updated_at.
+    now = now_ms()
+    return {
+        "storage_tier": _tier(storage_tier),
+        "filename": filename,
+        "path": path,
+        "hot_until": _ms(hot_until),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _changes(storage_tier: Any, path: Any, hot_until: Any) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if storage_tier is not UNSET:
@@ -78,15 +91,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
     """Records as PhysicalFile rows, for sync callers: plain ORM calls, no event loop."""
 
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        now = now_ms()
-        record = PhysicalFile.objects.create(
-            storage_tier=_tier(storage_tier),
-            filename=filename,
-            path=path,
-            hot_until=_ms(hot_until),
-            created_at=now,
-            updated_at=now,
-        )
+        record = PhysicalFile.objects.create(**_new_row(storage_tier, filename, path, hot_until))
         signals.send_on_commit(signals.file_uploaded, record)
         return record
 
@@ -132,15 +137,7 @@ class DjangoORMAdapter(StorageAdapter):
         return self._sync
 
     async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        now = now_ms()
-        record = await PhysicalFile.objects.acreate(
-            storage_tier=_tier(storage_tier),
-            filename=filename,
-            path=path,
-            hot_until=_ms(hot_until),
-            created_at=now,
-            updated_at=now,
-        )
+        record = await PhysicalFile.objects.acreate(**_new_row(storage_tier, filename, path, hot_until))
         # The async ORM autocommits (no transaction is open here): the row is committed.
         await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
         return record

@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from .adapters import StorageAdapter, SyncStorageAdapter, paths_of
 from .config import S3StrataConfig, parse_tier, parse_visibility
@@ -76,6 +76,14 @@ class _DB:
 
 
 Op = Generator[_S3 | _DB, Any, T]
+
+
+def _advance(op: Op[Any], value: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Resume ``op`` with a step's result or error; return (True, its result) or (False, its next step)."""
+    try:
+        return False, op.throw(error) if error is not None else op.send(value)
+    except StopIteration as stop:
+        return True, stop.value
 
 
 def _now() -> datetime:
@@ -409,11 +417,9 @@ class FileManager:
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+            done, step = _advance(op, value, error)
+            if done:
+                return cast(T, step)
             value, error = None, None
             try:
                 if isinstance(step, _S3):
@@ -532,11 +538,9 @@ class SyncFileManager:
         value: Any = None
         error: BaseException | None = None
         while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+            done, step = _advance(op, value, error)
+            if done:
+                return cast(T, step)
             value, error = None, None
             try:
                 if isinstance(step, _S3):

@@ -122,3 +122,9 @@ def test_deploy_check_asks_s3(s3strata_settings: Env, settings: Any) -> None:
     settings.S3STRATA = value
     [message] = check_buckets_exist()
     assert message.id == "s3strata.E010" and "no-such-bucket-anywhere" in message.hint
+
+
+def test_migrations_match_the_models() -> None:
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

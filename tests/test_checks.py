@@ -124,6 +124,7 @@ def test_deploy_check_asks_s3(s3strata_settings: Env, settings: Any) -> None:
     assert message.id == "s3strata.E010" and "no-such-bucket-anywhere" in message.hint
 
 
+@pytest.mark.django_db
 def test_migrations_match_the_models() -> None:
     from django.core.management import call_command
 

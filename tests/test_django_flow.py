@@ -234,3 +234,18 @@ def test_queryset_filters_and_bulk_delete(s3strata_settings: Env) -> None:
     assert env.keys("HOT") == [] and list(qs.values_list("pk", flat=True)) == [cold.pk]
     with qs.get().open() as fh:
         assert fh.read() == b"c"
+
+
+def test_admin_add_form_uploads_through_the_field(s3strata_settings: Env, admin_client: Any) -> None:
+    env = s3strata_settings
+    page = admin_client.get("/admin/testapp/document/add/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'enctype="multipart/form-data"' in html and 'type="file" name="attachment"' in html
+    upload = SimpleUploadedFile("admin.txt", b"from the admin", "text/plain")
+    response = admin_client.post("/admin/testapp/document/add/", {"title": "via admin", "attachment": upload})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    doc = Document.objects.select_related("attachment").get(title="via admin")
+    assert env.read("HOT", doc.attachment.path) == b"from the admin"
+    change = admin_client.get(f"/admin/testapp/document/{doc.pk}/change/").content.decode()
+    assert "admin.txt" in change  # the current file is shown with its link

@@ -21,6 +21,15 @@ DJANGO_OPTIONS: dict[str, Any] = {
     "STORAGE_TIER": None,
     "STORAGE_VISIBILITY": None,
     "STORAGE_HOT_DURATION": None,
+    # Archival: rows claimed per transaction, parallel moves, and how long a claim lasts (seconds).
+    "ARCHIVE_BATCH_SIZE": 100,
+    "ARCHIVE_CONCURRENCY": 8,
+    "ARCHIVE_LEASE_SECONDS": 1800,
+    # Celery beat intervals in seconds (None leaves the entry out of the schedule).
+    "ARCHIVE_INTERVAL": 300,
+    "ORPHAN_SWEEP_INTERVAL": 86400,
+    "ORPHAN_SWEEP_MODE": "report",
+    "VERIFY_INTERVAL": None,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import IO, Any
 
+import django
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -37,10 +38,23 @@ class StorageTierField(models.CharField):  # type: ignore[type-arg]
             return '"StorageTier"'
         return super().db_type(connection)
 
-    def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
-        if SHARED_TABLE and connection.vendor == "postgresql":
-            return '%s::"StorageTier"'
-        return "%s"
+    @staticmethod
+    def _placeholder(connection: Any) -> str:
+        return '%s::"StorageTier"' if SHARED_TABLE and connection.vendor == "postgresql" else "%s"
+
+    if django.VERSION >= (6, 1):
+
+        def get_placeholder_sql(self, value: Any, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+            placeholder = self._placeholder(connection)
+            if hasattr(value, "as_sql"):
+                sql, params = compiler.compile(value)
+                return placeholder % sql, tuple(params)
+            return placeholder, (value,)
+
+    else:
+
+        def get_placeholder(self, value: Any, compiler: Any, connection: Any) -> str:
+            return self._placeholder(connection)
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> str | None:
         return None if value is None else str(value)
@@ -58,6 +72,9 @@ class PhysicalFile(models.Model):
     # Beyond s3strata's schema, nullable so rows written by s3strata-ts stay valid.
     size = models.BigIntegerField(_("size"), null=True, blank=True)
     content_type = models.TextField(_("content type"), null=True, blank=True)
+    # An archival worker's claim: no other worker moves the file until ``lease_until``.
+    lease_owner = models.TextField(_("lease owner"), null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True, editable=False)
 
     objects = PhysicalFileQuerySet.as_manager()
 

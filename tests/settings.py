@@ -46,6 +46,8 @@ if _postgres_reachable():
             "PORT": os.environ.get("PGPORT", "5432"),
             "USER": os.environ.get("PGUSER", "postgres"),
             "NAME": os.environ.get("PGDATABASE", "test"),
+            # One test database per run, so that two runs on one server never share it.
+            "TEST": {"NAME": f"test_s3strata_{os.getpid()}"},
         }
     }
 else:

@@ -621,6 +621,21 @@ class SyncFileManager:
         """Create records for orphans older than the grace period."""
         return self._run(self._ops.adopt_orphan_objects(options))
 
+    def scan_orphans(
+        self,
+        visit: Callable[[OrphanObject], None],
+        prefix: str | None = None,
+        tier: StorageTier | str | None = None,
+        grace_period: int | None = None,
+    ) -> None:
+        """Call ``visit`` for each orphan older than ``grace_period`` seconds, streaming the listings."""
+
+        def step(orphan: OrphanObject) -> Op[None]:
+            visit(orphan)
+            yield from ()
+
+        self._run(self._ops.orphans(prefix, tier, grace_period, step))
+
     def open(self, file: PhysicalFile) -> IO[bytes]:
         """Return a seekable binary stream over the file's object."""
         return self.objectstore.open(parse_tier(file.storage_tier, what="storage_tier"), file.path)

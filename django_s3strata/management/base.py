@@ -1,0 +1,62 @@
+"""What the s3strata commands share: a terminal progress line, JSON output, the exit status."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Progress:
+    """A one-line progress counter on a terminal; silent when not a TTY or at verbosity 0."""
+
+    def __init__(self, stream: TextIO, label: str, total: int | None, enabled: bool) -> None:
+        self.stream, self.label, self.total = stream, label, total
+        self.enabled = enabled and getattr(stream, "isatty", lambda: False)()
+        self.done = 0
+        self._shown = 0.0
+
+    def __call__(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.enabled and (now - self._shown > 0.1 or self.done == self.total):
+            self._shown = now
+            if self.total:
+                width = 30
+                filled = int(width * self.done / self.total)
+                bar = "#" * filled + "-" * (width - filled)
+                self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+            else:
+                self.stream.write(f"\r{self.label} {self.done}")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class S3StrataCommand(BaseCommand):
+    """Base of the s3strata commands: ``--json`` output and a non-zero exit when anything failed."""
+
+    def add_json_argument(self, parser: Any) -> None:
+        parser.add_argument("--json", action="store_true", help="Print the summary as JSON on stdout.")
+
+    def progress(self, label: str, total: int | None, options: dict[str, Any]) -> Progress:
+        return Progress(
+            self.stderr._out if hasattr(self.stderr, "_out") else sys.stderr,
+            label,
+            total,
+            options["verbosity"] > 0 and not options.get("json"),
+        )
+
+    def finish(self, summary: dict[str, Any], text: str, failed: int, options: dict[str, Any]) -> None:
+        if options.get("json"):
+            self.stdout.write(json.dumps(summary, default=str, sort_keys=True))
+        elif options["verbosity"] > 0:
+            self.stdout.write(text)
+        if failed:
+            raise CommandError(f"{failed} failure(s); see the summary above.", returncode=1)

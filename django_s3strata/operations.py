@@ -1,0 +1,350 @@
+"""The engines behind tasks, commands and the admin: archival with leases, the orphan sweep, verify.
+
+Archival claims expired HOT rows in short transactions (``SELECT ... FOR UPDATE SKIP LOCKED``
+on PostgreSQL, a compare-and-set UPDATE elsewhere), marking each with a lease; no row lock is
+held during S3 I/O. A claimed file is moved by exactly one worker; a crash leaves the lease to
+expire, and the next run converges.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .conf import get_settings
+from .core.config import parse_tier
+from .core.exceptions import S3StrataError
+from .core.keys import build_key, split_key
+from .core.types import OrphanObject, SetTierOptions, StorageTier
+from .models import PhysicalFile
+from .services import get_file_manager
+
+__all__ = [
+    "ArchiveSummary",
+    "OrphanSummary",
+    "VerifySummary",
+    "archive_expired",
+    "claim_expired",
+    "sweep_orphans",
+    "verify_files",
+]
+
+logger = logging.getLogger(__name__)
+Progress = Callable[[int], None]
+
+
+def _noop(n: int) -> None:
+    return None
+
+
+@dataclass
+class ArchiveSummary:
+    """What an archival run did (JSON-serialisable through ``as_dict``)."""
+
+    moved: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes_moved: int = 0
+    duration: float = 0.0
+    dry_run: bool = False
+    would_move: list[int] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return asdict(self)
+
+
+def _lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _claimable(now: Any) -> Q:
+    return Q(storage_tier=StorageTier.HOT.value, hot_until__lte=now) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+
+
+def claim_expired(owner: str, batch_size: int, lease_seconds: int) -> list[PhysicalFile]:
+    """Claim up to ``batch_size`` expired HOT rows for ``owner`` in one short transaction; return them."""
+    now = timezone.now()
+    lease = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
+    with transaction.atomic():
+        candidates = PhysicalFile.objects.filter(_claimable(now)).order_by("hot_until", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            ids = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:batch_size])
+            PhysicalFile.objects.filter(id__in=ids).update(**lease)
+        else:
+            # Compare-and-set: the UPDATE re-checks that each row is still free, so one owner wins it.
+            ids = list(candidates.values_list("id", flat=True)[:batch_size])
+            PhysicalFile.objects.filter(_claimable(now), id__in=ids).update(**lease)
+    return list(PhysicalFile.objects.filter(id__in=ids, lease_owner=owner))
+
+
+def _release(record: PhysicalFile, owner: str, **extra: Any) -> None:
+    PhysicalFile.objects.filter(pk=record.pk, lease_owner=owner).update(lease_owner=None, lease_until=None, **extra)
+
+
+def archive_expired(
+    *,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+    limit: int | None = None,
+    dry_run: bool = False,
+    lease_seconds: int | None = None,
+    progress: Progress = _noop,
+) -> ArchiveSummary:
+    """Move expired HOT files to COLD in claimed batches with bounded concurrency; return a summary."""
+    opts = get_settings().options
+    batch_size = batch_size or opts["ARCHIVE_BATCH_SIZE"]
+    concurrency = concurrency or opts["ARCHIVE_CONCURRENCY"]
+    lease_seconds = lease_seconds or opts["ARCHIVE_LEASE_SECONDS"]
+    summary = ArchiveSummary(dry_run=dry_run)
+    started = time.monotonic()
+    if dry_run:
+        ids = PhysicalFile.objects.expired().order_by("hot_until", "id").values_list("id", flat=True)
+        summary.would_move = list(ids[:limit] if limit else ids)
+        summary.duration = time.monotonic() - started
+        return summary
+    owner = _lease_owner()
+    sync = get_file_manager().sync
+    store = get_file_manager().objectstore
+
+    def move(record: PhysicalFile) -> tuple[str, PhysicalFile, Any]:
+        try:
+            if record.storage_tier != StorageTier.HOT.value:
+                _release(record, owner)
+                return "skipped", record, None
+            moved = sync.set_tier(record, SetTierOptions(tier=StorageTier.COLD))
+            size = record.size
+            if size is None:  # learn the size once, so the row knows it from now on
+                info = store.head(StorageTier.COLD, moved.path)
+                size = info.size if info else None
+            _release(record, owner, **({"size": size} if record.size is None and size is not None else {}))
+            return "moved", record, size
+        except Exception as exc:
+            _release(record, owner)
+            return "failed", record, exc
+
+    with ThreadPoolExecutor(concurrency, thread_name_prefix="s3strata-archive") as pool:
+        while limit is None or summary.moved + summary.failed + summary.skipped < limit:
+            room = batch_size if limit is None else min(batch_size, limit - (summary.moved + summary.failed + summary.skipped))
+            batch = claim_expired(owner, room, lease_seconds)
+            if not batch:
+                break
+            for outcome, record, detail in pool.map(move, batch):
+                if outcome == "moved":
+                    summary.moved += 1
+                    summary.bytes_moved += detail or 0
+                elif outcome == "skipped":
+                    summary.skipped += 1
+                else:
+                    summary.failed += 1
+                    summary.failures.append({"id": record.pk, "path": record.path, "error": str(detail)})
+                    logger.error("s3strata: archiving file %s (%s) failed: %s", record.pk, record.path, detail)
+                progress(1)
+            _close_thread_connections(pool, concurrency)
+    summary.duration = round(time.monotonic() - started, 3)
+    logger.info(
+        "s3strata: archival moved %d file(s) (%d bytes), skipped %d, failed %d in %.1fs",
+        summary.moved,
+        summary.bytes_moved,
+        summary.skipped,
+        summary.failed,
+        summary.duration,
+    )
+    return summary
+
+
+def _close_thread_connections(pool: ThreadPoolExecutor, size: int) -> None:
+    """Close the database connections the pool's threads opened (Django keeps one per thread)."""
+    from django.db import connections
+
+    list(pool.map(lambda _: connections.close_all(), range(size)))
+
+
+@dataclass
+class OrphanSummary:
+    """What an orphan sweep found and did."""
+
+    mode: str
+    found: int = 0
+    deleted: int = 0
+    adopted: int = 0
+    failed: int = 0
+    bytes: int = 0
+    dry_run: bool = False
+    duration: float = 0.0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return asdict(self)
+
+
+def sweep_orphans(
+    mode: str = "report",
+    *,
+    prefix: str | None = None,
+    tier: str | None = None,
+    older_than: int | None = None,
+    dry_run: bool = False,
+    on_orphan: Callable[[OrphanObject, str], None] | None = None,
+) -> OrphanSummary:
+    """Stream both buckets and report, delete or adopt orphans older than the grace period.
+
+    ``on_orphan(orphan, action)`` is called for each one (action: "found", "deleted", "adopted",
+    "failed"), so callers can stream a report without holding the listing.
+    """
+    if mode not in ("report", "delete", "adopt"):
+        raise ValueError(f"mode must be 'report', 'delete' or 'adopt', not {mode!r}")
+    manager = get_file_manager()
+    grace = older_than if older_than is not None else manager.config.advanced.orphan_grace_period
+    summary = OrphanSummary(mode=mode, dry_run=dry_run)
+    started = time.monotonic()
+    sync, store = manager.sync, manager.objectstore
+
+    def visit(orphan: OrphanObject) -> None:
+        summary.found += 1
+        summary.bytes += orphan.size or 0
+        action = "found"
+        try:
+            if mode == "delete" and not dry_run:
+                store.delete(orphan.tier, orphan.key)
+                summary.deleted += 1
+                action = "deleted"
+            elif mode == "adopt" and not dry_run:
+                record = sync.adapter.create(orphan.tier, orphan.key.rsplit("/", 1)[-1], orphan.key, None)
+                PhysicalFile.objects.filter(pk=record.pk).update(size=orphan.size)
+                summary.adopted += 1
+                action = "adopted"
+        except (S3StrataError, Exception) as exc:
+            summary.failed += 1
+            summary.errors.append({"tier": orphan.tier.value, "key": orphan.key, "error": str(exc)})
+            action = "failed"
+        if on_orphan is not None:
+            on_orphan(orphan, action)
+
+    sync.scan_orphans(visit, prefix=prefix, tier=parse_tier(tier) if tier else None, grace_period=grace)
+    summary.duration = round(time.monotonic() - started, 3)
+    logger.info(
+        "s3strata: orphan sweep (%s) found %d, deleted %d, adopted %d, failed %d",
+        mode,
+        summary.found,
+        summary.deleted,
+        summary.adopted,
+        summary.failed,
+    )
+    return summary
+
+
+@dataclass
+class VerifySummary:
+    """What a verify run found (and repaired)."""
+
+    checked: int = 0
+    ok: int = 0
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    wrong_tier: list[dict[str, Any]] = field(default_factory=list)
+    size_mismatch: list[dict[str, Any]] = field(default_factory=list)
+    repaired: int = 0
+    duration: float = 0.0
+
+    @property
+    def problems(self) -> int:
+        """Return how many rows are not as they should be (after repairs)."""
+        return len(self.missing) + len(self.size_mismatch) + len(self.wrong_tier) - self.repaired
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return {**asdict(self), "problems": self.problems}
+
+
+def verify_files(*, repair: bool = False, concurrency: int | None = None, progress: Progress = _noop) -> VerifySummary:
+    """Check every row's object (HEAD, in parallel): missing, in the other tier, or of another size.
+
+    With ``repair``, a row whose object sits in the other tier gets its tier corrected (the only
+    repair that cannot lose anything). Rows under a lease (being archived) are skipped.
+    """
+    store = get_file_manager().objectstore
+    summary = VerifySummary()
+    started = time.monotonic()
+
+    def check(record: PhysicalFile) -> tuple[PhysicalFile, str, Any]:
+        tier = StorageTier(record.storage_tier)
+        info = store.head(tier, record.path)
+        if info is not None:
+            if record.size is not None and info.size != record.size:
+                return record, "size", info.size
+            return record, "ok", None
+        other = StorageTier.COLD if tier is StorageTier.HOT else StorageTier.HOT
+        try:
+            visibility, suffix = split_key(store.tier(tier), record.path)
+            other_key = build_key(store.tier(other), visibility, suffix)
+        except S3StrataError:
+            return record, "missing", None
+        if store.head(other, other_key) is not None:
+            return record, "tier", (other, other_key)
+        return record, "missing", None
+
+    workers = concurrency or get_settings().options["ARCHIVE_CONCURRENCY"]
+    now = timezone.now()
+    rows = PhysicalFile.objects.exclude(lease_until__gt=now).order_by("id")
+    with ThreadPoolExecutor(workers, thread_name_prefix="s3strata-verify") as pool:
+        batch: list[PhysicalFile] = []
+        for record in rows.iterator(chunk_size=1000):
+            batch.append(record)
+            if len(batch) >= 1000:
+                _verify_batch(pool, check, batch, summary, repair, progress)
+                batch = []
+        if batch:
+            _verify_batch(pool, check, batch, summary, repair, progress)
+    summary.duration = round(time.monotonic() - started, 3)
+    logger.info(
+        "s3strata: verified %d row(s): %d missing, %d in the other tier, %d size mismatches, %d repaired",
+        summary.checked,
+        len(summary.missing),
+        len(summary.wrong_tier),
+        len(summary.size_mismatch),
+        summary.repaired,
+    )
+    return summary
+
+
+def _verify_batch(
+    pool: ThreadPoolExecutor,
+    check: Callable[[PhysicalFile], tuple[PhysicalFile, str, Any]],
+    batch: list[PhysicalFile],
+    summary: VerifySummary,
+    repair: bool,
+    progress: Progress,
+) -> None:
+    for record, outcome, detail in pool.map(check, batch):
+        summary.checked += 1
+        entry = {"id": record.pk, "tier": record.storage_tier, "path": record.path}
+        if outcome == "ok":
+            summary.ok += 1
+        elif outcome == "size":
+            summary.size_mismatch.append({**entry, "row_size": record.size, "object_size": detail})
+        elif outcome == "tier":
+            other, other_key = detail
+            summary.wrong_tier.append({**entry, "found_in": other.value, "found_at": other_key})
+            if repair:
+                # Only if the row did not change meanwhile (a move in flight would update it).
+                fixed = PhysicalFile.objects.filter(pk=record.pk, storage_tier=record.storage_tier, path=record.path).update(
+                    storage_tier=other.value, path=other_key, hot_until=None, updated_at=timezone.now()
+                )
+                summary.repaired += fixed
+        else:
+            summary.missing.append(entry)
+        progress(1)

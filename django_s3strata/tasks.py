@@ -1,0 +1,72 @@
+"""Celery tasks: archival, orphan sweep and verify, thin wrappers over ``operations``.
+
+Each is a shared task with ``acks_late`` (a worker that dies mid-run leaves the message to be
+redelivered; the archival lease, not the broker, keeps a second worker off a claimed file),
+retries with exponential backoff and jitter on transient S3 errors, no retry on configuration
+errors, and a JSON result.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+try:
+    from celery import shared_task
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("django_s3strata.tasks needs Celery: pip install 'django-s3strata[celery]'.") from exc
+
+from django.db import transaction
+
+from . import operations
+from .core.exceptions import StorageError
+
+__all__ = ["archive_expired_hot_files", "enqueue_on_commit", "sweep_orphans", "verify_files"]
+
+MAX_RETRIES = 5
+
+
+def _retry(task: Any, exc: StorageError) -> Any:
+    if not exc.transient:
+        raise exc
+    countdown = min(600, 2**task.request.retries * 5) * random.uniform(0.5, 1.5)
+    raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES)
+
+
+@shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.archive_expired_hot_files")
+def archive_expired_hot_files(
+    self: Any, limit: int | None = None, batch_size: int | None = None, concurrency: int | None = None
+) -> dict[str, Any]:
+    """Move expired HOT files to COLD; return the run's summary."""
+    try:
+        return operations.archive_expired(limit=limit, batch_size=batch_size, concurrency=concurrency).as_dict()
+    except StorageError as exc:
+        return _retry(self, exc)
+
+
+@shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.sweep_orphans")
+def sweep_orphans(
+    self: Any, mode: str | None = None, prefix: str | None = None, tier: str | None = None, older_than: int | None = None
+) -> dict[str, Any]:
+    """Report, delete or adopt orphans older than the grace period; return the summary."""
+    from .conf import get_settings
+
+    try:
+        chosen = mode or get_settings().options["ORPHAN_SWEEP_MODE"]
+        return operations.sweep_orphans(chosen, prefix=prefix, tier=tier, older_than=older_than).as_dict()
+    except StorageError as exc:
+        return _retry(self, exc)
+
+
+@shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.verify_files")
+def verify_files(self: Any, repair: bool = False) -> dict[str, Any]:
+    """Check every row's object; with ``repair``, correct rows whose object is in the other tier."""
+    try:
+        return operations.verify_files(repair=repair).as_dict()
+    except StorageError as exc:
+        return _retry(self, exc)
+
+
+def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
+    """Send ``task`` once the current transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))

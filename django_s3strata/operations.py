@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -75,12 +76,12 @@ def _claimable(now: Any) -> Q:
     return Q(storage_tier=StorageTier.HOT.value, hot_until__lte=now) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
 
 
-def claim_expired(owner: str, batch_size: int, lease_seconds: int) -> list[PhysicalFile]:
+def claim_expired(owner: str, batch_size: int, lease_seconds: int, exclude: set[int] | None = None) -> list[PhysicalFile]:
     """Claim up to ``batch_size`` expired HOT rows for ``owner`` in one short transaction; return them."""
     now = timezone.now()
     lease = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
     with transaction.atomic():
-        candidates = PhysicalFile.objects.filter(_claimable(now)).order_by("hot_until", "id")
+        candidates = PhysicalFile.objects.filter(_claimable(now)).exclude(id__in=exclude or ()).order_by("hot_until", "id")
         if connection.features.has_select_for_update_skip_locked:
             ids = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:batch_size])
             PhysicalFile.objects.filter(id__in=ids).update(**lease)
@@ -139,7 +140,8 @@ def archive_expired(
     with ThreadPoolExecutor(concurrency, thread_name_prefix="s3strata-archive") as pool:
         while limit is None or summary.moved + summary.failed + summary.skipped < limit:
             room = batch_size if limit is None else min(batch_size, limit - (summary.moved + summary.failed + summary.skipped))
-            batch = claim_expired(owner, room, lease_seconds)
+            # Files that failed in this run wait for the next run.
+            batch = claim_expired(owner, room, lease_seconds, exclude={f["id"] for f in summary.failures})
             if not batch:
                 break
             for outcome, record, detail in pool.map(move, batch):
@@ -153,7 +155,7 @@ def archive_expired(
                     summary.failures.append({"id": record.pk, "path": record.path, "error": str(detail)})
                     logger.error("s3strata: archiving file %s (%s) failed: %s", record.pk, record.path, detail)
                 progress(1)
-            _close_thread_connections(pool, concurrency)
+        _close_thread_connections(pool, concurrency)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
         "s3strata: archival moved %d file(s) (%d bytes), skipped %d, failed %d in %.1fs",
@@ -167,10 +169,19 @@ def archive_expired(
 
 
 def _close_thread_connections(pool: ThreadPoolExecutor, size: int) -> None:
-    """Close the database connections the pool's threads opened (Django keeps one per thread)."""
+    """Close the database connections the pool's threads opened (Django keeps one per thread).
+
+    The barrier makes each of the ``size`` threads take exactly one of the closing tasks.
+    """
     from django.db import connections
 
-    list(pool.map(lambda _: connections.close_all(), range(size)))
+    barrier = threading.Barrier(size)
+
+    def close(_: int) -> None:
+        barrier.wait(timeout=30)
+        connections.close_all()
+
+    list(pool.map(close, range(size)))
 
 
 @dataclass
@@ -309,6 +320,7 @@ def verify_files(*, repair: bool = False, concurrency: int | None = None, progre
                 batch = []
         if batch:
             _verify_batch(pool, check, batch, summary, repair, progress)
+        _close_thread_connections(pool, workers)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
         "s3strata: verified %d row(s): %d missing, %d in the other tier, %d size mismatches, %d repaired",

@@ -87,3 +87,21 @@ MIDDLEWARE = [
 ROOT_URLCONF = "tests.urls"
 STATIC_URL = "static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Celery worker processes started by the task tests read their database, S3 and schedule from here.
+if os.environ.get("S3STRATA_TEST_DB_NAME"):
+    DATABASES["default"]["NAME"] = os.environ["S3STRATA_TEST_DB_NAME"]
+if os.environ.get("S3STRATA_TEST_SETTINGS"):
+    import json
+
+    S3STRATA = json.loads(os.environ["S3STRATA_TEST_SETTINGS"])
+CELERY_BROKER_URL = os.environ.get("S3STRATA_TEST_BROKER", "redis://127.0.0.1:6379/15")
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("S3STRATA_TEST_QUEUE", "s3strata-tests")
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+if os.environ.get("S3STRATA_TEST_BEAT"):
+    import json as _json
+
+    CELERY_BEAT_SCHEDULE = _json.loads(os.environ["S3STRATA_TEST_BEAT"])

@@ -1,0 +1,131 @@
+"""The engines: leased archival (also under contention), the orphan sweep and verify."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from django_s3strata import get_file_manager, operations
+from django_s3strata.core import UploadOptions
+from django_s3strata.models import PhysicalFile
+from tests.conftest import Env
+
+
+def upload_expired(n: int, **kw: Any) -> list[PhysicalFile]:
+    sync = get_file_manager().sync
+    return [sync.upload(f"file {i}".encode(), UploadOptions(filename=f"f{i}.txt", hot_duration=0, **kw)) for i in range(n)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_archive_moves_expired_files_and_reports(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    files = upload_expired(5)
+    fresh = get_file_manager().sync.upload(b"fresh", UploadOptions(hot_duration=3600))
+    dry = operations.archive_expired(dry_run=True)
+    assert sorted(dry.would_move) == sorted(f.pk for f in files) and env.keys("COLD") == []
+    summary = operations.archive_expired(batch_size=2, concurrency=3)
+    assert (summary.moved, summary.skipped, summary.failed) == (5, 0, 0)
+    assert summary.bytes_moved == sum(len(f"file {i}") for i in range(5))
+    assert env.keys("COLD") == sorted(f.path for f in files) and env.keys("HOT") == [fresh.path]
+    rows = PhysicalFile.objects.filter(pk__in=[f.pk for f in files])
+    assert {r.storage_tier for r in rows} == {"COLD"} and {r.lease_owner for r in rows} == {None}
+    assert all(r.size is not None for r in rows)  # learned during the move
+    assert operations.archive_expired().moved == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_archive_limit_and_failures_are_reported(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    files = upload_expired(3)
+    env.hot_client.delete_object(Bucket=env.hot_bucket, Key=files[0].path)
+    summary = operations.archive_expired(limit=2)
+    assert summary.moved + summary.failed == 2
+    rest = operations.archive_expired()
+    total_failed = summary.failed + rest.failed
+    assert total_failed >= 1 and summary.moved + rest.moved == 2
+    [failure] = [f for f in summary.failures + rest.failures if f["id"] == files[0].pk][:1]
+    assert files[0].path in failure["path"] and "no such object" in failure["error"]
+    row = PhysicalFile.objects.get(pk=files[0].pk)
+    assert row.storage_tier == "HOT" and row.lease_owner is None  # the lease was released for a retry
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_lease_keeps_other_workers_off(s3strata_settings: Env) -> None:
+    [f] = upload_expired(1)
+    claimed = operations.claim_expired("worker-a", 10, 600)
+    assert [c.pk for c in claimed] == [f.pk]
+    assert operations.claim_expired("worker-b", 10, 600) == []
+    assert operations.archive_expired().moved == 0
+    PhysicalFile.objects.filter(pk=f.pk).update(lease_until=timezone.now() - timedelta(seconds=1))  # worker-a died
+    assert operations.archive_expired().moved == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_competing_archivers_move_each_file_once(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    files = upload_expired(40)
+    results: list[operations.ArchiveSummary] = []
+
+    def run() -> None:
+        try:
+            results.append(operations.archive_expired(batch_size=5, concurrency=2))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.moved for r in results) == 40 and sum(r.failed for r in results) == 0
+    assert env.keys("HOT") == [] and env.keys("COLD") == sorted(f.path for f in files)
+    assert set(PhysicalFile.objects.values_list("storage_tier", flat=True)) == {"COLD"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_orphan_sweep_modes(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    kept = get_file_manager().sync.upload(b"k")
+    env.put("HOT", "private/lost.bin", b"12345")
+    env.put("COLD", "public/old.txt", b"abc")
+    seen: list[tuple[str, str]] = []
+    young = operations.sweep_orphans("delete")  # default 24 h grace: nothing is old enough
+    assert (young.found, young.deleted) == (0, 0)
+    report = operations.sweep_orphans("report", older_than=0, on_orphan=lambda o, a: seen.append((o.key, a)))
+    assert (report.found, report.bytes) == (2, 8) and sorted(seen) == [("private/lost.bin", "found"), ("public/old.txt", "found")]
+    dry = operations.sweep_orphans("delete", older_than=0, dry_run=True)
+    assert dry.found == 2 and dry.deleted == 0 and "private/lost.bin" in env.keys("HOT")
+    only_cold = operations.sweep_orphans("adopt", older_than=0, tier="COLD")
+    assert only_cold.adopted == 1 and PhysicalFile.objects.get(path="public/old.txt").size == 3
+    deleted = operations.sweep_orphans("delete", older_than=0, prefix="private/")
+    assert deleted.deleted == 1 and env.keys("HOT") == [kept.path]
+    assert operations.sweep_orphans("report", older_than=0).found == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_finds_and_repairs(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    sync = get_file_manager().sync
+    ok = sync.upload(b"ok")
+    PhysicalFile.objects.filter(pk=ok.pk).update(size=2)
+    gone = sync.upload(b"gone")
+    moved = sync.upload(b"moved")
+    resized = sync.upload(b"resized")
+    PhysicalFile.objects.filter(pk=resized.pk).update(size=999)
+    env.hot_client.delete_object(Bucket=env.hot_bucket, Key=gone.path)
+    env.put("COLD", moved.path, b"moved")
+    env.hot_client.delete_object(Bucket=env.hot_bucket, Key=moved.path)
+    report = operations.verify_files()
+    assert report.checked == 4 and report.ok == 1
+    assert [m["id"] for m in report.missing] == [gone.pk]
+    assert [(m["id"], m["found_in"]) for m in report.wrong_tier] == [(moved.pk, "COLD")]
+    assert [(m["id"], m["object_size"]) for m in report.size_mismatch] == [(resized.pk, 7)]
+    assert PhysicalFile.objects.get(pk=moved.pk).storage_tier == "HOT"
+    fixed = operations.verify_files(repair=True)
+    assert fixed.repaired == 1 and PhysicalFile.objects.get(pk=moved.pk).storage_tier == "COLD"
+    assert operations.verify_files().wrong_tier == []

@@ -1,0 +1,69 @@
+"""The management commands: summaries, --json, --dry-run, and a non-zero exit when anything failed."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from django_s3strata import get_file_manager
+from django_s3strata.core import UploadOptions
+from django_s3strata.models import PhysicalFile
+from tests.conftest import Env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_archive_command(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    sync = get_file_manager().sync
+    files = [sync.upload(b"x", UploadOptions(hot_duration=0)) for _ in range(3)]
+    assert "Would move 3 file(s)" in run("s3strata_archive", "--dry-run")
+    result = json.loads(run("s3strata_archive", "--json", "--limit", "2", "--batch-size", "1", "--concurrency", "2"))
+    assert (result["moved"], result["failed"]) == (2, 0) and len(env.keys("COLD")) == 2
+    assert "Moved 1 file(s)" in run("s3strata_archive")
+    assert env.keys("COLD") == sorted(f.path for f in files)
+
+
+def test_archive_command_fails_loudly(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    f = get_file_manager().sync.upload(b"x", UploadOptions(hot_duration=0))
+    env.hot_client.delete_object(Bucket=env.hot_bucket, Key=f.path)
+    with pytest.raises(CommandError, match="1 failure"):
+        run("s3strata_archive")
+
+
+def test_orphans_command(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    env.put("HOT", "private/stray.bin", b"abc")
+    assert "0 orphan(s)" in run("s3strata_orphans", "list")  # younger than the 24-hour grace period
+    listing = run("s3strata_orphans", "list", "--older-than", "0")
+    assert "private/stray.bin" in listing and "1 orphan(s), 3 bytes" in listing
+    data = json.loads(run("s3strata_orphans", "delete", "--older-than", "0", "--dry-run", "--json"))
+    assert (data["found"], data["deleted"], data["dry_run"]) == (1, 0, True)
+    adopted = json.loads(run("s3strata_orphans", "adopt", "--older-than", "0", "--tier", "hot", "--json"))
+    assert adopted["adopted"] == 1 and PhysicalFile.objects.get().path == "private/stray.bin"
+    env.put("COLD", "public/x", b"x")
+    assert json.loads(run("s3strata_orphans", "delete", "--older-than", "0", "--prefix", "public/", "--json"))["deleted"] == 1
+    assert env.keys("COLD") == []
+
+
+def test_verify_command(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    f = get_file_manager().sync.upload(b"x")
+    assert "1 ok" in run("s3strata_verify")
+    env.hot_client.delete_object(Bucket=env.hot_bucket, Key=f.path)
+    with pytest.raises(CommandError):
+        run("s3strata_verify")
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("s3strata_verify", "--json", stdout=out)
+    assert json.loads(out.getvalue())["missing"][0]["id"] == f.pk

@@ -17,6 +17,7 @@ TASKS = {
     "django_s3strata.tasks.archive_expired_hot_files",
     "django_s3strata.tasks.sweep_orphans",
     "django_s3strata.tasks.verify_files",
+    "django_s3strata.tasks.apply_file_action",
 }
 
 

@@ -360,3 +360,59 @@ def _verify_batch(
         else:
             summary.missing.append(entry)
         progress(1)
+
+
+@dataclass
+class BulkResult:
+    """What a bulk action on selected files did."""
+
+    action: str
+    succeeded: list[int] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return asdict(self)
+
+
+#: The bulk actions, by name: what the admin, the tasks and code call.
+BULK_ACTIONS: dict[str, Callable[[PhysicalFile, dict[str, Any]], Any]] = {
+    "to_hot": lambda f, kw: f.set_tier(StorageTier.HOT, hot_duration=kw.get("hot_duration")),
+    "to_cold": lambda f, kw: f.set_tier(StorageTier.COLD),
+    "archive": lambda f, kw: f.archive(),
+    "make_public": lambda f, kw: f.set_visibility("PUBLIC"),
+    "make_private": lambda f, kw: f.set_visibility("PRIVATE"),
+    "set_hot_duration": lambda f, kw: f.set_hot_duration(kw.get("duration")),
+    "delete": lambda f, kw: f.delete(),
+}
+
+
+def apply_to_files(ids: list[int], action: str, concurrency: int | None = None, **kwargs: Any) -> BulkResult:
+    """Apply a bulk action to the files with ``ids`` (in parallel); one failure does not stop the rest."""
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"Unknown action {action!r}: use one of {', '.join(BULK_ACTIONS)}.")
+    run = BULK_ACTIONS[action]
+    result = BulkResult(action)
+    records = list(PhysicalFile.objects.filter(pk__in=ids).order_by("id"))
+    missing = set(ids) - {r.pk for r in records}
+    result.failed.extend({"id": i, "filename": "", "error": "no such file"} for i in sorted(missing))
+    if not records:
+        return result
+    workers = min(len(records), concurrency or get_settings().options["ARCHIVE_CONCURRENCY"])
+
+    def one(record: PhysicalFile) -> tuple[PhysicalFile, str | None]:
+        try:
+            run(record, kwargs)
+            return record, None
+        except Exception as exc:
+            logger.warning("s3strata: %s failed for file %s: %s", action, record.pk, exc)
+            return record, str(exc)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="s3strata-bulk") as pool:
+        for record, error in pool.map(one, records):
+            if error is None:
+                result.succeeded.append(record.pk)
+            else:
+                result.failed.append({"id": record.pk, "filename": record.filename, "error": error})
+        _close_thread_connections(pool, workers)
+    return result

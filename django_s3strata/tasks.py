@@ -21,7 +21,7 @@ from django.db import transaction
 from . import operations
 from .core.exceptions import StorageError
 
-__all__ = ["archive_expired_hot_files", "enqueue_on_commit", "sweep_orphans", "verify_files"]
+__all__ = ["apply_file_action", "archive_expired_hot_files", "enqueue_on_commit", "sweep_orphans", "verify_files"]
 
 MAX_RETRIES = 5
 
@@ -70,3 +70,9 @@ def verify_files(self: Any, repair: bool = False) -> dict[str, Any]:
 def enqueue_on_commit(task: Any, *args: Any, **kwargs: Any) -> None:
     """Send ``task`` once the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs))
+
+
+@shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.apply_file_action")
+def apply_file_action(self: Any, ids: list[int], action: str, **kwargs: Any) -> dict[str, Any]:
+    """Apply a bulk action (``operations.BULK_ACTIONS``) to many files, as the admin queues it."""
+    return operations.apply_to_files(ids, action, **kwargs).as_dict()

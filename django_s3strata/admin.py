@@ -1,0 +1,402 @@
+"""The PhysicalFile admin: columns, filters, tier/visibility/hot-duration actions, and the orphans page."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from . import operations
+from .core.types import FileVisibility, OrphanObject, StorageTier
+from .models import PhysicalFile
+
+#: Selections larger than this are queued as a Celery task instead of run in the request.
+QUEUE_THRESHOLD = 50
+ORPHANS_PER_PAGE = 50
+IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".avif")
+
+
+class VisibilityFilter(admin.SimpleListFilter):
+    title = _("visibility")
+    parameter_name = "visibility"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("public", _("Public")), ("private", _("Private"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> QuerySet[PhysicalFile]:
+        if self.value() == "public":
+            return queryset.public()  # type: ignore[attr-defined,no-any-return]
+        if self.value() == "private":
+            return queryset.private()  # type: ignore[attr-defined,no-any-return]
+        return queryset
+
+
+class ExpiryFilter(admin.SimpleListFilter):
+    title = _("expiry")
+    parameter_name = "expiry"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("expired", _("Expired (archived at the next run)")),
+            ("soon", _("Expiring within 24 hours")),
+            ("never", _("Never expires")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> QuerySet[PhysicalFile]:
+        if self.value() == "expired":
+            return queryset.expired()  # type: ignore[attr-defined,no-any-return]
+        if self.value() == "soon":
+            return queryset.expiring_within(86400)  # type: ignore[attr-defined,no-any-return]
+        if self.value() == "never":
+            return queryset.filter(storage_tier=StorageTier.HOT.value, hot_until__isnull=True)
+        return queryset
+
+
+class UploadForm(forms.ModelForm):  # type: ignore[type-arg]
+    """The add form: a file, where it goes, and when it leaves HOT."""
+
+    upload = forms.FileField(label=_("File"))
+    tier = forms.ChoiceField(choices=[(t.value, t.value) for t in StorageTier], initial=StorageTier.HOT.value)
+    visibility = forms.ChoiceField(choices=[(v.value, v.value) for v in FileVisibility], initial=FileVisibility.PRIVATE.value)
+    hot_duration = forms.IntegerField(
+        label=_("Hot duration (seconds)"), required=False, min_value=0, help_text=_("Empty: stays HOT until moved.")
+    )
+
+    class Meta:
+        model = PhysicalFile
+        fields: list[str] = []
+
+
+class HotDurationForm(forms.Form):
+    """The intermediate page of "set hot duration"."""
+
+    duration = forms.IntegerField(
+        label=_("Hot duration (seconds)"),
+        required=False,
+        min_value=0,
+        help_text=_("Empty: never expires. 0: archive at the next run."),
+    )
+
+
+@admin.register(PhysicalFile)
+class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["id", "filename", "storage_tier", "visibility_label", "size", "hot_until", "created_at", "open_link"]
+    list_filter = ["storage_tier", VisibilityFilter, ExpiryFilter]
+    search_fields = ["filename", "path"]
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    readonly_fields = [
+        "storage_tier",
+        "path",
+        "hot_until",
+        "size",
+        "content_type",
+        "created_at",
+        "updated_at",
+        "open_link",
+        "preview",
+    ]
+    fields = ["filename", *readonly_fields]
+    actions = [
+        "move_to_hot",
+        "move_to_cold",
+        "make_public",
+        "make_private",
+        "set_hot_duration",
+        "archive_now",
+        "delete_with_objects",
+    ]
+
+    # -- columns -------------------------------------------------------------------
+
+    @admin.display(description=_("visibility"))
+    def visibility_label(self, obj: PhysicalFile) -> str:
+        try:
+            return obj.visibility.value
+        except ValueError:
+            return "?"
+
+    @admin.display(description=_("open"))
+    def open_link(self, obj: PhysicalFile) -> str:
+        # Pure CPU: a direct URL or a fresh presigned one, no S3 request.
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', obj.get_url(expires_in=3600), _("open"))
+
+    @admin.display(description=_("preview"))
+    def preview(self, obj: PhysicalFile) -> str:
+        if obj.filename.lower().endswith(IMAGE_TYPES) or (obj.content_type or "").startswith("image/"):
+            return format_html('<img src="{}" alt="" style="max-width: 480px; max-height: 360px">', obj.get_url(expires_in=3600))
+        return "-"
+
+    # -- permissions -----------------------------------------------------------------
+
+    def has_change_tier_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("s3strata.change_tier_physicalfile")  # type: ignore[union-attr]
+
+    def has_change_visibility_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("s3strata.change_visibility_physicalfile")  # type: ignore[union-attr]
+
+    def has_manage_orphans_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("s3strata.manage_orphans_physicalfile")  # type: ignore[union-attr]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # rows only: it would leave the objects behind
+        return actions
+
+    # -- add form: stream the upload ------------------------------------------------------
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = UploadForm
+            kwargs["fields"] = ["upload", "tier", "visibility", "hot_duration"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["upload", "tier", "visibility", "hot_duration"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [] if obj is None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: PhysicalFile, form: Any, change: bool) -> None:
+        if change:
+            obj.updated_at = timezone.now()
+            super().save_model(request, obj, form, change)
+            return
+        from .services import store_upload
+
+        upload = form.cleaned_data["upload"]
+        name = upload.name.replace("\\", "/").rsplit("/", 1)[-1]
+        record = store_upload(
+            upload,
+            name,
+            f"{uuid.uuid4()}-{name}",
+            StorageTier(form.cleaned_data["tier"]),
+            FileVisibility(form.cleaned_data["visibility"]),
+            form.cleaned_data["hot_duration"],
+        )
+        obj.pk = record.pk
+        obj.__dict__.update({k: v for k, v in record.__dict__.items() if not k.startswith("_")})
+
+    def delete_model(self, request: HttpRequest, obj: PhysicalFile) -> None:
+        obj.delete()  # the row, then the object
+
+    # -- actions -----------------------------------------------------------------------
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[PhysicalFile], action: str, done: str, **kwargs: Any) -> None:
+        ids = list(queryset.values_list("pk", flat=True))
+        if len(ids) > QUEUE_THRESHOLD:
+            from .tasks import apply_file_action, enqueue_on_commit
+
+            enqueue_on_commit(apply_file_action, ids, action, **kwargs)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(n)d file is queued: %(what)s runs in the background.",
+                    "%(n)d files are queued: %(what)s runs in the background.",
+                    len(ids),
+                )
+                % {"n": len(ids), "what": done},
+                messages.INFO,
+            )
+            return
+        result = operations.apply_to_files(ids, action, **kwargs)
+        if result.succeeded:
+            n = len(result.succeeded)
+            self.message_user(
+                request, ngettext("%(n)d file %(what)s.", "%(n)d files %(what)s.", n) % {"n": n, "what": done}, messages.SUCCESS
+            )
+        for failure in result.failed:
+            self.message_user(
+                request,
+                _("File %(id)s (%(name)s) failed: %(error)s")
+                % {"id": failure["id"], "name": failure["filename"], "error": failure["error"]},
+                messages.ERROR,
+            )
+
+    @admin.action(description=_("Move to HOT"), permissions=["change_tier"])
+    def move_to_hot(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
+        self._run(request, queryset, "to_hot", str(_("moved to HOT")))
+
+    @admin.action(description=_("Move to COLD"), permissions=["change_tier"])
+    def move_to_cold(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
+        self._run(request, queryset, "to_cold", str(_("moved to COLD")))
+
+    @admin.action(description=_("Archive now (to COLD)"), permissions=["change_tier"])
+    def archive_now(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
+        self._run(request, queryset.hot(), "archive", str(_("archived")))  # type: ignore[attr-defined]
+
+    @admin.action(description=_("Make public"), permissions=["change_visibility"])
+    def make_public(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
+        self._run(request, queryset, "make_public", str(_("made public")))
+
+    @admin.action(description=_("Make private"), permissions=["change_visibility"])
+    def make_private(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
+        self._run(request, queryset, "make_private", str(_("made private")))
+
+    @admin.action(description=_("Set hot duration…"), permissions=["change_tier"])
+    def set_hot_duration(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> HttpResponse | None:
+        hot = queryset.hot()  # type: ignore[attr-defined]
+        form = HotDurationForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            skipped = queryset.count() - hot.count()
+            self._run(request, hot, "set_hot_duration", str(_("got a new hot duration")), duration=form.cleaned_data["duration"])
+            if skipped:
+                self.message_user(
+                    request,
+                    ngettext("%(n)d COLD file skipped.", "%(n)d COLD files skipped.", skipped) % {"n": skipped},
+                    messages.WARNING,
+                )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/django_s3strata/set_hot_duration.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Set hot duration"),
+                "form": form,
+                "files": hot,
+                "opts": self.model._meta,
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "action": "set_hot_duration",
+            },
+        )
+
+    @admin.action(description=_("Delete files and their objects…"), permissions=["delete"])
+    def delete_with_objects(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> HttpResponse | None:
+        if "apply" in request.POST:
+            self._run(request, queryset, "delete", str(_("deleted with their objects")))
+            return None
+        return TemplateResponse(
+            request,
+            "admin/django_s3strata/delete_with_objects.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Delete files and their objects"),
+                "files": queryset,
+                "opts": self.model._meta,
+                "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+                "action": "delete_with_objects",
+            },
+        )
+
+    # -- the orphans page ------------------------------------------------------------------
+
+    def get_urls(self) -> list[Any]:
+        extra = [path("orphans/", self.admin_site.admin_view(self.orphans_view), name="s3strata_physicalfile_orphans")]
+        return extra + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {**(extra_context or {}), "can_manage_orphans": self.has_manage_orphans_permission(request)}
+        return super().changelist_view(request, context)
+
+    def orphans_view(self, request: HttpRequest) -> HttpResponse:
+        """List orphans per tier with paging and a prefix filter; adopt or delete them after confirmation."""
+        if not self.has_manage_orphans_permission(request):
+            raise PermissionDenied
+        from .services import get_file_manager
+
+        manager = get_file_manager()
+        grace = manager.config.advanced.orphan_grace_period
+        tier = request.GET.get("tier") or StorageTier.HOT.value
+        prefix = request.GET.get("prefix") or None
+        if tier not in StorageTier.__members__:
+            tier = StorageTier.HOT.value
+        if request.method == "POST":
+            return self._orphan_action(request, manager, grace)
+        page_number = max(1, int(request.GET.get("page", "1") or 1))
+        wanted = page_number * ORPHANS_PER_PAGE + 1
+        found: list[OrphanObject] = []
+
+        class Enough(Exception):
+            pass
+
+        def visit(orphan: OrphanObject) -> None:
+            found.append(orphan)
+            if len(found) >= wanted:
+                raise Enough
+
+        with contextlib.suppress(Enough):
+            manager.sync.scan_orphans(visit, prefix=prefix, tier=tier, grace_period=grace)
+        start = (page_number - 1) * ORPHANS_PER_PAGE
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Orphan objects"),
+            "opts": self.model._meta,
+            "orphans": found[start : start + ORPHANS_PER_PAGE],
+            "tier": tier,
+            "tiers": [t.value for t in StorageTier],
+            "prefix": prefix or "",
+            "page": page_number,
+            "has_next": len(found) > start + ORPHANS_PER_PAGE,
+            "grace_hours": round(grace / 3600, 1),
+            "bucket": manager.objectstore.tier(StorageTier(tier)).bucket,
+        }
+        return TemplateResponse(request, "admin/django_s3strata/orphans.html", context)
+
+    def _orphan_action(self, request: HttpRequest, manager: Any, grace: int) -> HttpResponse:
+        action = request.POST.get("orphan_action")
+        tier = StorageTier(request.POST.get("tier", "HOT"))
+        keys = request.POST.getlist("key")
+        back = reverse("admin:s3strata_physicalfile_orphans") + f"?tier={tier.value}"
+        if action not in ("adopt", "delete") or not keys:
+            self.message_user(request, _("Select orphans and an action."), messages.WARNING)
+            return HttpResponseRedirect(back)
+        if "confirm" not in request.POST:
+            return TemplateResponse(
+                request,
+                "admin/django_s3strata/orphans_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Confirm"),
+                    "opts": self.model._meta,
+                    "keys": keys,
+                    "tier": tier.value,
+                    "orphan_action": action,
+                },
+            )
+        # Re-check each key now: still an orphan, and older than the grace period.
+        store, sync = manager.objectstore, manager.sync
+        existing = PhysicalFile.objects.filter(storage_tier=tier.value, path__in=keys).values_list("path", flat=True)
+        cutoff = timezone.now() - timedelta(seconds=grace)
+        done, failed = 0, 0
+        for key in keys:
+            info = store.head(tier, key)
+            if key in set(existing) or info is None or (info.last_modified and info.last_modified > cutoff):
+                failed += 1
+                self.message_user(
+                    request,
+                    _("%(key)s is no longer an orphan old enough to %(action)s.") % {"key": key, "action": action},
+                    messages.ERROR,
+                )
+                continue
+            try:
+                if action == "delete":
+                    store.delete(tier, key)
+                else:
+                    record = sync.adapter.create(tier, key.rsplit("/", 1)[-1], key, None)
+                    PhysicalFile.objects.filter(pk=record.pk).update(size=info.size, content_type=info.content_type)
+                done += 1
+            except Exception as exc:
+                failed += 1
+                self.message_user(request, _("%(key)s failed: %(error)s") % {"key": key, "error": exc}, messages.ERROR)
+        if done:
+            verb = _("deleted") if action == "delete" else _("adopted")
+            self.message_user(
+                request,
+                ngettext("%(n)d orphan %(verb)s.", "%(n)d orphans %(verb)s.", done) % {"n": done, "verb": verb},
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(back)

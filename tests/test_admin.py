@@ -1,0 +1,164 @@
+"""The PhysicalFile admin through Django's test client: columns, actions, permissions, the orphans page."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from django_s3strata import get_file_manager
+from django_s3strata.core import StorageTier, UploadOptions
+from django_s3strata.models import PhysicalFile
+from tests.conftest import Env
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHANGELIST = "/admin/s3strata/physicalfile/"
+
+
+def action(client: Client, name: str, files: list[PhysicalFile], **extra: Any) -> Any:
+    data = {"action": name, "_selected_action": [str(f.pk) for f in files], **extra}
+    return client.post(CHANGELIST, data, follow=True)
+
+
+def texts(response: Any) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_changelist_is_constant_in_queries_and_makes_no_s3_request(
+    s3strata_settings: Env, admin_client: Client, django_assert_max_num_queries: Any
+) -> None:
+    sync = get_file_manager().sync
+    for i in range(100):
+        sync.upload(b"x", UploadOptions(filename=f"f{i}.txt", visibility="PUBLIC" if i % 2 else "PRIVATE"))
+    sent: list[str] = []
+    store = get_file_manager().objectstore
+    for tier in StorageTier:
+        store.client(tier).meta.events.register("before-send.s3", lambda request, **kw: sent.append(request.method))
+    with django_assert_max_num_queries(12):
+        page = admin_client.get(CHANGELIST)
+    html = page.content.decode()
+    assert page.status_code == 200 and html.count("X-Amz-Signature") == 50 and "f99.txt" in html
+    assert sent == []
+    assert admin_client.get(CHANGELIST + "?visibility=public").context["cl"].result_count == 50
+    assert admin_client.get(CHANGELIST + "?q=f42.txt").context["cl"].result_count == 1
+
+
+def test_actions_move_files_and_report(s3strata_settings: Env, admin_client: Client) -> None:
+    env = s3strata_settings
+    sync = get_file_manager().sync
+    a, b = sync.upload(b"a", UploadOptions(filename="a.txt")), sync.upload(b"b", UploadOptions(filename="b.txt"))
+    env.hot_client.delete_object(Bucket=env.hot_bucket, Key=b.path)  # b will fail
+    response = action(admin_client, "move_to_cold", [a, b])
+    messages = texts(response)
+    assert "1 file moved to COLD." in messages
+    assert any(m.startswith(f"File {b.pk} (b.txt) failed:") and "no such object" in m for m in messages)
+    assert env.keys("COLD") == [a.path]
+    response = action(admin_client, "make_public", [PhysicalFile.objects.get(pk=a.pk)])
+    assert "1 file made public." in texts(response)
+    assert PhysicalFile.objects.get(pk=a.pk).path.startswith("public/")
+
+
+def test_set_hot_duration_asks_first(s3strata_settings: Env, admin_client: Client) -> None:
+    f = get_file_manager().sync.upload(b"h", UploadOptions(hot_duration=60))
+    page = action(admin_client, "set_hot_duration", [f])
+    assert b"Hot duration (seconds)" in page.content and PhysicalFile.objects.get().hot_until == f.hot_until
+    done = action(admin_client, "set_hot_duration", [f], apply="1", duration="")
+    assert "1 file got a new hot duration." in texts(done) and PhysicalFile.objects.get().hot_until is None
+    action(admin_client, "set_hot_duration", [f], apply="1", duration="7200")
+    assert PhysicalFile.objects.get().hot_until > f.hot_until + datetime.timedelta(seconds=7000)
+
+
+def test_delete_with_objects_confirms_then_deletes(s3strata_settings: Env, admin_client: Client) -> None:
+    env = s3strata_settings
+    f = get_file_manager().sync.upload(b"d", UploadOptions(filename="doomed.txt"))
+    page = action(admin_client, "delete_with_objects", [f])
+    assert b"doomed.txt" in page.content and env.keys("HOT") == [f.path]
+    done = action(admin_client, "delete_with_objects", [f], apply="1")
+    assert "1 file deleted with their objects." in texts(done)
+    assert env.keys("HOT") == [] and not PhysicalFile.objects.exists()
+    assert "delete_selected" not in admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices.__str__()
+
+
+def test_large_selections_are_queued(s3strata_settings: Env, admin_client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django_s3strata import tasks
+
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(tasks.apply_file_action, "apply_async", lambda args, kwargs: sent.append((args, kwargs)))
+    files = [PhysicalFile.objects.create(filename=f"{i}", path=f"private/{i}") for i in range(51)]
+    response = action(admin_client, "move_to_cold", files)
+    assert "51 files are queued: moved to COLD runs in the background." in texts(response)
+    [(args, kwargs)] = sent
+    assert sorted(args[0]) == sorted(f.pk for f in files) and args[1] == "to_cold" and kwargs == {}
+
+
+def test_actions_need_their_permissions(s3strata_settings: Env, client: Client) -> None:
+    user = User.objects.create_user("clerk", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_physicalfile", "change_physicalfile"]))
+    client.force_login(user)
+    f = get_file_manager().sync.upload(b"x")
+    form = client.get(CHANGELIST).context["action_form"]
+    assert form is None  # no action is offered without its permission
+
+    refused = action(client, "move_to_cold", [f])
+    assert PhysicalFile.objects.get().storage_tier == "HOT" and refused.status_code == 200
+    assert client.get(CHANGELIST + "orphans/").status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="change_tier_physicalfile"))
+    user = User.objects.get(pk=user.pk)
+    client.force_login(user)
+    assert "1 file moved to COLD." in texts(action(client, "move_to_cold", [f]))
+
+
+def test_orphans_page_lists_adopts_and_deletes(s3strata_settings: Env, admin_client: Client, settings: Any) -> None:
+    env = s3strata_settings
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}
+    env.put("HOT", "public/one.png", b"1")
+    env.put("HOT", "private/two.bin", b"22")
+    assert b"orphans-app-link" in admin_client.get("/admin/s3strata/").content
+    assert b"orphans-link" in admin_client.get(CHANGELIST).content
+    page = admin_client.get(CHANGELIST + "orphans/?tier=HOT")
+    assert sorted(o.key for o in page.context["orphans"]) == ["private/two.bin", "public/one.png"]
+    assert [o.key for o in admin_client.get(CHANGELIST + "orphans/?tier=HOT&prefix=public/").context["orphans"]] == [
+        "public/one.png"
+    ]
+    confirm = admin_client.post(CHANGELIST + "orphans/", {"tier": "HOT", "orphan_action": "adopt", "key": ["public/one.png"]})
+    assert b"Create rows for these objects?" in confirm.content and not PhysicalFile.objects.exists()
+    done = admin_client.post(
+        CHANGELIST + "orphans/", {"tier": "HOT", "orphan_action": "adopt", "key": ["public/one.png"], "confirm": "1"}, follow=True
+    )
+    assert "1 orphan adopted." in texts(done)
+    assert PhysicalFile.objects.get().path == "public/one.png" and PhysicalFile.objects.get().size == 1
+    admin_client.post(
+        CHANGELIST + "orphans/", {"tier": "HOT", "orphan_action": "delete", "key": ["private/two.bin"], "confirm": "1"}
+    )
+    assert env.keys("HOT") == ["public/one.png"]
+
+
+def test_orphans_page_respects_the_grace_period(s3strata_settings: Env, admin_client: Client) -> None:
+    env = s3strata_settings
+    env.put("HOT", "private/fresh.bin", b"f")
+    assert admin_client.get(CHANGELIST + "orphans/").context["orphans"] == []
+    response = admin_client.post(
+        CHANGELIST + "orphans/",
+        {"tier": "HOT", "orphan_action": "delete", "key": ["private/fresh.bin"], "confirm": "1"},
+        follow=True,
+    )
+    assert any("no longer an orphan old enough" in m for m in texts(response))
+    assert env.keys("HOT") == ["private/fresh.bin"]
+
+
+def test_add_form_uploads_and_change_form_previews(s3strata_settings: Env, admin_client: Client) -> None:
+    env = s3strata_settings
+    upload = SimpleUploadedFile("pic.png", b"\x89PNG....", "image/png")
+    response = admin_client.post(
+        CHANGELIST + "add/", {"upload": upload, "tier": "COLD", "visibility": "PUBLIC", "hot_duration": ""}, follow=True
+    )
+    assert response.status_code == 200
+    record = PhysicalFile.objects.get()
+    assert (record.storage_tier, record.filename, record.size, record.content_type) == ("COLD", "pic.png", 8, "image/png")
+    assert env.read("COLD", record.path) == b"\x89PNG...."
+    change = admin_client.get(f"{CHANGELIST}{record.pk}/change/").content.decode()
+    assert f'<img src="{record.url}"' in change

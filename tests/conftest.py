@@ -130,3 +130,11 @@ def s3strata_settings(env: Env, settings: Any) -> Env:
     """Point settings.S3STRATA at fresh buckets on the live S3 server(s); the FileManager follows."""
     settings.S3STRATA = settings_dict(env.config)
     return env
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each phase's report on the test item (browser tests take a screenshot on failure)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,147 @@
+"""The admin in a real browser: headless Chromium driven by Selenium against Django's live server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from django_s3strata import get_file_manager
+from django_s3strata.core import UploadOptions
+from django_s3strata.models import PhysicalFile
+from tests.conftest import Env
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver"),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.parametrize("env", ["shared"], indirect=True),
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1024",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    browser.implicitly_wait(5)
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture
+def admin_browser(driver: Any, live_server: Any, s3strata_settings: Env, request: pytest.FixtureRequest) -> Iterator[Any]:
+    User.objects.create_superuser("admin", "admin@example.com", "s3cret-pass")
+    driver.delete_all_cookies()
+    driver.get(f"{live_server.url}/admin/login/?next=/admin/")
+    driver.find_element(By.NAME, "username").send_keys("admin")
+    driver.find_element(By.NAME, "password").send_keys("s3cret-pass")
+    submit(driver, driver.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+    assert "/admin/login/" not in driver.current_url
+    driver.base = live_server.url
+    yield driver
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(SCREENSHOTS / f"{request.node.name}.png"))
+
+
+def submit(browser: Any, element: Any) -> None:
+    """Click ``element`` and wait until the next page has replaced this one."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+
+    def replaced(_: Any) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:  # stale, or "does not belong to the document": the page is gone
+            return True
+        return False
+
+    WebDriverWait(browser, 15).until(replaced)
+    WebDriverWait(browser, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def run_action(browser: Any, name: str, ids: list[int]) -> None:
+    browser.get(f"{browser.base}/admin/s3strata/physicalfile/")
+    for pk in ids:
+        browser.find_element(By.CSS_SELECTOR, f"input[name=_selected_action][value='{pk}']").click()
+    Select(browser.find_element(By.NAME, "action")).select_by_value(name)
+    submit(browser, browser.find_element(By.NAME, "index"))
+
+
+def messages(browser: Any) -> list[str]:
+    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "ul.messagelist li"))
+    return [m.text for m in browser.find_elements(By.CSS_SELECTOR, "ul.messagelist li")]
+
+
+def test_upload_then_move_to_cold(admin_browser: Any, s3strata_settings: Env, tmp_path: Path) -> None:
+    env, browser = s3strata_settings, admin_browser
+    source = tmp_path / "quarterly.pdf"
+    source.write_bytes(b"%PDF-1.7 quarterly numbers")
+    browser.get(f"{browser.base}/admin/s3strata/physicalfile/add/")
+    browser.find_element(By.NAME, "upload").send_keys(str(source))
+    Select(browser.find_element(By.NAME, "tier")).select_by_value("HOT")
+    submit(browser, browser.find_element(By.NAME, "_save"))
+    record = PhysicalFile.objects.get()
+    assert record.filename == "quarterly.pdf" and env.read("HOT", record.path) == source.read_bytes()
+    run_action(browser, "move_to_cold", [record.pk])
+    assert "1 file moved to COLD." in messages(browser)
+    assert env.keys("HOT") == [] and env.read("COLD", record.path) == source.read_bytes()
+    assert PhysicalFile.objects.get().storage_tier == "COLD"
+
+
+def test_set_hot_duration_through_the_intermediate_page(admin_browser: Any) -> None:
+    browser = admin_browser
+    f = get_file_manager().sync.upload(b"x", UploadOptions(filename="keep-hot.txt", hot_duration=86400))
+    run_action(browser, "set_hot_duration", [f.pk])
+    assert "keep-hot.txt" in browser.find_element(By.ID, "content").text
+    field = browser.find_element(By.NAME, "duration")
+    field.clear()
+    field.send_keys("0")
+    submit(browser, browser.find_element(By.NAME, "apply"))
+    assert "1 file got a new hot duration." in messages(browser)
+    assert PhysicalFile.objects.get().hot_until <= timezone.now()
+
+
+def test_adopt_an_orphan_from_the_orphans_page(admin_browser: Any, s3strata_settings: Env, settings: Any) -> None:
+    env, browser = s3strata_settings, admin_browser
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}
+    env.put("HOT", "public/found/photo.jpg", b"jpeg bytes")
+    browser.get(f"{browser.base}/admin/s3strata/")
+    submit(browser, browser.find_element(By.ID, "orphans-app-link"))
+    row = browser.find_element(By.CSS_SELECTOR, "input[name=key][value='public/found/photo.jpg']")
+    row.click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "button[value=adopt]"))
+    assert "public/found/photo.jpg" in browser.find_element(By.ID, "content").text
+    submit(browser, browser.find_element(By.NAME, "confirm"))
+    assert "1 orphan adopted." in messages(browser)
+    record = PhysicalFile.objects.get()
+    assert (record.path, record.filename, record.storage_tier) == ("public/found/photo.jpg", "photo.jpg", "HOT")
+    assert "No orphans." in browser.find_element(By.ID, "orphan-list").text

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_s3strata",
+    "example_project.files",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -53,13 +54,17 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# django-s3strata: every value can come from the environment (see docs/settings.md).
+# django-s3strata: every value can come from the environment (see docs/django.md). With no
+# S3STRATA_ENDPOINT, `manage.py demo` starts an in-process S3 server and fills in its port.
+S3STRATA_EMBEDDED = not os.environ.get("S3STRATA_ENDPOINT")
 S3STRATA = {
     "ENDPOINT": os.environ.get("S3STRATA_ENDPOINT", "127.0.0.1"),
-    "PORT": int(os.environ.get("S3STRATA_PORT", "9000")),
+    "PORT": int(os.environ.get("S3STRATA_PORT", "443" if os.environ.get("S3STRATA_USE_SSL", "") == "true" else "80")),
     "USE_SSL": os.environ.get("S3STRATA_USE_SSL", "false").lower() in ("1", "true", "yes"),
     "ACCESS_KEY": os.environ.get("S3STRATA_ACCESS_KEY", "demo"),
     "SECRET_KEY": os.environ.get("S3STRATA_SECRET_KEY", "demo-secret"),
     "HOT_BUCKET": os.environ.get("S3STRATA_HOT_BUCKET", "demo-hot"),
     "COLD_BUCKET": os.environ.get("S3STRATA_COLD_BUCKET", "demo-cold"),
+    "ADVANCED": {"ORPHAN_GRACE_PERIOD": int(os.environ.get("S3STRATA_ORPHAN_GRACE_PERIOD", "60"))},
 }
+STATIC_ROOT = DATA_DIR / "static"

@@ -1,0 +1,88 @@
+"""The example site's pages: upload, list, download, change tier or visibility, what archival would move."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from django_s3strata.core import S3StrataError
+from django_s3strata.models import PhysicalFile
+from django_s3strata.services import store_upload
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField()
+    tier = forms.ChoiceField(choices=[("HOT", "HOT"), ("COLD", "COLD")], initial="HOT")
+    visibility = forms.ChoiceField(choices=[("PRIVATE", "PRIVATE"), ("PUBLIC", "PUBLIC")], initial="PRIVATE")
+    hot_duration = forms.IntegerField(required=False, min_value=0, help_text="Seconds in HOT before archival; empty: forever.")
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    """List the files with their tier, visibility and URL, and take uploads."""
+    form = UploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        import uuid
+
+        try:
+            record = store_upload(
+                upload,
+                upload.name,
+                f"{uuid.uuid4()}-{upload.name}",
+                form.cleaned_data["tier"],
+                form.cleaned_data["visibility"],
+                form.cleaned_data["hot_duration"],
+            )
+        except S3StrataError as exc:
+            messages.error(request, f"Upload failed: {exc}")
+        else:
+            messages.success(request, f"Stored {record.filename} in {record.storage_tier}.")
+            return redirect("files:index")
+    files = PhysicalFile.objects.all()[:200]
+    return render(request, "files/index.html", {"form": form, "files": files})
+
+
+def download(request: HttpRequest, pk: int) -> FileResponse:
+    """Stream a file's bytes through Django (the URL link goes straight to S3 instead)."""
+    record = get_object_or_404(PhysicalFile, pk=pk)
+    return FileResponse(record.open(), as_attachment=True, filename=record.filename, content_type=record.content_type)
+
+
+@require_POST
+def change(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move a file to the other tier or visibility."""
+    record = get_object_or_404(PhysicalFile, pk=pk)
+    what: Any = request.POST.get("to")
+    try:
+        if what in ("HOT", "COLD"):
+            record.set_tier(what)
+        elif what in ("PUBLIC", "PRIVATE"):
+            record.set_visibility(what)
+        elif what == "delete":
+            record.delete()
+            messages.success(request, f"Deleted {record.filename}.")
+            return redirect("files:index")
+        messages.success(request, f"{record.filename} is now {record.storage_tier}, {record.visibility.value}.")
+    except S3StrataError as exc:
+        messages.error(request, f"{record.filename}: {exc}")
+    return redirect("files:index")
+
+
+def archival(request: HttpRequest) -> HttpResponse:
+    """Show what the next archival run would move, and run it on request."""
+    if request.method == "POST":
+        from django_s3strata import operations
+
+        summary = operations.archive_expired()
+        messages.success(request, f"Archived {summary.moved} file(s), {summary.failed} failed.")
+        return redirect("files:archival")
+    return render(
+        request,
+        "files/archival.html",
+        {"expired": PhysicalFile.objects.expired(), "soon": PhysicalFile.objects.expiring_within(3600)},
+    )

@@ -50,8 +50,16 @@ def _noop(n: int) -> None:
     return None
 
 
+class _Summary:
+    """A run's result, JSON-serialisable through ``as_dict`` (what tasks return and ``--json`` prints)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-friendly dict."""
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass
-class ArchiveSummary:
+class ArchiveSummary(_Summary):
     """What an archival run did (JSON-serialisable through ``as_dict``)."""
 
     moved: int = 0
@@ -62,10 +70,6 @@ class ArchiveSummary:
     dry_run: bool = False
     would_move: list[int] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly dict."""
-        return asdict(self)
 
 
 def _lease_owner() -> str:
@@ -185,7 +189,7 @@ def _close_thread_connections(pool: ThreadPoolExecutor, size: int) -> None:
 
 
 @dataclass
-class OrphanSummary:
+class OrphanSummary(_Summary):
     """What an orphan sweep found and did."""
 
     mode: str
@@ -197,10 +201,6 @@ class OrphanSummary:
     dry_run: bool = False
     duration: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly dict."""
-        return asdict(self)
 
 
 def sweep_orphans(
@@ -260,7 +260,7 @@ def sweep_orphans(
 
 
 @dataclass
-class VerifySummary:
+class VerifySummary(_Summary):
     """What a verify run found (and repaired)."""
 
     checked: int = 0
@@ -363,16 +363,12 @@ def _verify_batch(
 
 
 @dataclass
-class BulkResult:
+class BulkResult(_Summary):
     """What a bulk action on selected files did."""
 
     action: str
     succeeded: list[int] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly dict."""
-        return asdict(self)
 
 
 #: The bulk actions, by name: what the admin, the tasks and code call.

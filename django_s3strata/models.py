@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import django
@@ -60,15 +60,35 @@ class StorageTierField(models.CharField):  # type: ignore[type-arg]
         return None if value is None else str(value)
 
 
+class UTCDateTimeField(models.DateTimeField):  # type: ignore[type-arg]
+    """Aware datetimes here; on a table shared with Prisma, ``timestamp(3) without time zone`` holding UTC."""
+
+    def db_type(self, connection: Any) -> str | None:
+        if SHARED_TABLE and connection.vendor == "postgresql":
+            return "timestamp(3) without time zone"
+        return super().db_type(connection)
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        if value is not None and timezone.is_naive(value) and settings.USE_TZ:
+            return timezone.make_aware(value, UTC)
+        return value
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        value = super().get_db_prep_value(value, connection, prepared)
+        if SHARED_TABLE and connection.vendor == "postgresql" and isinstance(value, datetime) and timezone.is_aware(value):
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+
 class PhysicalFile(models.Model):
     """One stored object: its tier, its key (``path``) and when it leaves the HOT tier."""
 
     storage_tier = StorageTierField(_("storage tier"), default=StorageTier.HOT.value)
     filename = models.TextField(_("filename"))
     path = models.TextField(_("path"))
-    hot_until = models.DateTimeField(_("hot until"), null=True, blank=True)
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
-    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
+    hot_until = UTCDateTimeField(_("hot until"), null=True, blank=True)
+    created_at = UTCDateTimeField(_("created at"), default=timezone.now)
+    updated_at = UTCDateTimeField(_("updated at"), default=timezone.now)
     # Beyond s3strata's schema, nullable so rows written by s3strata-ts stay valid.
     size = models.BigIntegerField(_("size"), null=True, blank=True)
     content_type = models.TextField(_("content type"), null=True, blank=True)

@@ -25,9 +25,15 @@ class Migration(migrations.Migration):
                 ),
                 ("filename", models.TextField(verbose_name="filename")),
                 ("path", models.TextField(verbose_name="path")),
-                ("hot_until", models.DateTimeField(blank=True, null=True, verbose_name="hot until")),
-                ("created_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="created at")),
-                ("updated_at", models.DateTimeField(default=django.utils.timezone.now, verbose_name="updated at")),
+                ("hot_until", django_s3strata.models.UTCDateTimeField(blank=True, null=True, verbose_name="hot until")),
+                (
+                    "created_at",
+                    django_s3strata.models.UTCDateTimeField(default=django.utils.timezone.now, verbose_name="created at"),
+                ),
+                (
+                    "updated_at",
+                    django_s3strata.models.UTCDateTimeField(default=django.utils.timezone.now, verbose_name="updated at"),
+                ),
             ],
             options={
                 "verbose_name": "physical file",

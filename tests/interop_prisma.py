@@ -6,6 +6,7 @@ Django over them, and reads Django's rows back through plain SQL as Prisma would
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import urllib.request
@@ -62,10 +63,19 @@ def main() -> None:
             (key, past.replace(microsecond=123000), past, past),
         )
 
-    os.environ["S3STRATA_TEST_SETTINGS"] = (
-        '{"ENDPOINT": "%s", "PORT": %d, "USE_SSL": false, "ACCESS_KEY": "k", "SECRET_KEY": "s", '
-        '"HOT_BUCKET": "ts-hot", "COLD_BUCKET": "ts-cold", "SHARED_TABLE": true, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}'
-    ) % (host, port)
+    os.environ["S3STRATA_TEST_SETTINGS"] = json.dumps(
+        {
+            "ENDPOINT": host,
+            "PORT": port,
+            "USE_SSL": False,
+            "ACCESS_KEY": "k",
+            "SECRET_KEY": "s",
+            "HOT_BUCKET": "ts-hot",
+            "COLD_BUCKET": "ts-cold",
+            "SHARED_TABLE": True,
+            "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0},
+        }
+    )
     django.setup()
     from django.core.management import call_command
 
@@ -96,7 +106,8 @@ def main() -> None:
     made = get_file_manager().sync.upload(b"from django", UploadOptions(filename="d.txt", hot_duration=60))
     with psycopg.connect(dsn) as conn:
         tier, path, hot_until, created, updated, kind = conn.execute(
-            'SELECT storage_tier::text, path, hot_until, created_at, updated_at, pg_typeof(storage_tier)::text FROM "PhysicalFile" WHERE id = %s',
+            "SELECT storage_tier::text, path, hot_until, created_at, updated_at, pg_typeof(storage_tier)::text "
+            'FROM "PhysicalFile" WHERE id = %s',
             (made.pk,),
         ).fetchone()
         assert (tier, kind, path) == ("HOT", '"StorageTier"', made.path), (tier, kind, path)

@@ -103,9 +103,10 @@ class PhysicalFile(models.Model):
         verbose_name = _("physical file")
         verbose_name_plural = _("physical files")
         ordering = ["-id"]
+        # On a shared table the (storage_tier, hot_until) index is Prisma's own,
+        # "PhysicalFile_storage_tier_hot_until_idx" (made by Prisma or by migration 0001).
         indexes = [
-            # Prisma names its index on a shared table "PhysicalFile_storage_tier_hot_until_idx".
-            models.Index(fields=["storage_tier", "hot_until"], name="s3strata_tier_hot_until_idx"),
+            *([] if SHARED_TABLE else [models.Index(fields=["storage_tier", "hot_until"], name="s3strata_tier_hot_until_idx")]),
             models.Index(fields=["path"], name="s3strata_path_idx"),
         ]
         permissions = [

@@ -39,7 +39,23 @@ def fetch(url: str) -> bytes:
         return data
 
 
-def main() -> None:
+def check_schema(conn: psycopg.Connection) -> None:
+    """Assert that the table Django made is the one Prisma's migration makes."""
+    columns = dict(
+        conn.execute(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+            "WHERE attrelid = '\"PhysicalFile\"'::regclass AND attnum > 0 AND NOT attisdropped"
+        ).fetchall()
+    )
+    assert columns["storage_tier"] == '"StorageTier"', columns
+    for name in ("hot_until", "created_at", "updated_at"):
+        assert columns[name] == "timestamp(3) without time zone", columns
+    assert columns["filename"] == columns["path"] == "text" and columns["id"] == "integer", columns
+    indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'PhysicalFile'")}
+    assert "PhysicalFile_storage_tier_hot_until_idx" in indexes, indexes
+
+
+def main(mode: str) -> None:
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -51,18 +67,9 @@ def main() -> None:
     for bucket in ("ts-hot", "ts-cold"):
         s3.create_bucket(Bucket=bucket)
     dsn = f"host=127.0.0.1 user=postgres dbname={os.environ['S3STRATA_TEST_DB_NAME']}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(PRISMA_SQL)
-        # A row as s3strata-ts writes it: naive UTC with milliseconds, the enum value, a private/ key.
-        key = f"private/{uuid.uuid4()}-report.pdf"
-        s3.put_object(Bucket="ts-hot", Key=key, Body=b"%PDF from TypeScript", ContentType="application/pdf")
-        past = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=5)
-        conn.execute(
-            'INSERT INTO "PhysicalFile" (storage_tier, filename, path, hot_until, created_at, updated_at) '
-            "VALUES ('HOT', 'report.pdf', %s, %s, %s, %s)",
-            (key, past.replace(microsecond=123000), past, past),
-        )
-
+    if mode == "prisma-first":
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(PRISMA_SQL)
     os.environ["S3STRATA_TEST_SETTINGS"] = json.dumps(
         {
             "ENDPOINT": host,
@@ -80,6 +87,19 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", fake_initial=True, verbosity=0)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if mode == "django-first":
+            check_schema(conn)
+        # A row as s3strata-ts writes it: naive UTC with milliseconds, the enum value, a private/ key,
+        # created_at left to the column's default.
+        key = f"private/{uuid.uuid4()}-report.pdf"
+        s3.put_object(Bucket="ts-hot", Key=key, Body=b"%PDF from TypeScript", ContentType="application/pdf")
+        past = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=5)
+        conn.execute(
+            'INSERT INTO "PhysicalFile" (storage_tier, filename, path, hot_until, updated_at) '
+            "VALUES ('HOT', 'report.pdf', %s, %s, %s)",
+            (key, past.replace(microsecond=123000), past),
+        )
 
     from django_s3strata import get_file_manager, operations
     from django_s3strata.core import StorageTier
@@ -124,4 +144,4 @@ def main() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    main()
+    main(sys.argv[1])

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.django_db
-def test_prisma_made_table_is_used_as_is() -> None:
+@pytest.mark.parametrize("mode", ["prisma-first", "django-first"])
+def test_shared_table(mode: str) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("the shared table is a PostgreSQL (Prisma) table")
     import psycopg
@@ -28,7 +29,7 @@ def test_prisma_made_table_is_used_as_is() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("S3STRATA_")}
         env.update(S3STRATA_TEST_DB_NAME=name, DJANGO_SETTINGS_MODULE="tests.settings", PYTHONPATH=str(ROOT))
         run = subprocess.run(
-            [sys.executable, "tests/interop_prisma.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "tests/interop_prisma.py", mode], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
         )
         assert run.returncode == 0 and "interop: ok" in run.stdout, run.stdout[-3000:] + run.stderr[-5000:]
     finally:

@@ -1,10 +1,29 @@
-"""Create PhysicalFile with s3strata's columns only, so ``migrate --fake-initial`` accepts a table Prisma made."""
+"""Create PhysicalFile with s3strata's columns only, so ``migrate --fake-initial`` accepts a table Prisma made.
+
+With ``SHARED_TABLE`` the table is made as Prisma's migration makes it: the enum type
+``"StorageTier"``, ``timestamp(3)`` columns, ``created_at`` defaulting to now, and Prisma's index name.
+"""
 
 import django.utils.timezone
 from django.db import migrations, models
 
 import django_s3strata.models
 from django_s3strata.models import SHARED_TABLE
+
+
+def create_enum(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            "DO $$ BEGIN CREATE TYPE \"StorageTier\" AS ENUM ('HOT', 'COLD'); EXCEPTION WHEN duplicate_object THEN NULL; END $$;"
+        )
+
+
+def prisma_details(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute('ALTER TABLE "PhysicalFile" ALTER COLUMN "created_at" SET DEFAULT CURRENT_TIMESTAMP')
+        schema_editor.execute(
+            'CREATE INDEX IF NOT EXISTS "PhysicalFile_storage_tier_hot_until_idx" ON "PhysicalFile" ("storage_tier", "hot_until")'
+        )
 
 
 class Migration(migrations.Migration):
@@ -45,9 +64,15 @@ class Migration(migrations.Migration):
                     ("change_visibility_physicalfile", "Can make files public or private"),
                     ("manage_orphans_physicalfile", "Can list, adopt and delete orphan objects"),
                 ],
-                "indexes": [
-                    models.Index(fields=["storage_tier", "hot_until"], name="s3strata_tier_hot_until_idx"),
-                ],
+                "indexes": []
+                if SHARED_TABLE
+                else [models.Index(fields=["storage_tier", "hot_until"], name="s3strata_tier_hot_until_idx")],
             },
         ),
     ]
+    if SHARED_TABLE:
+        operations = [
+            migrations.RunPython(create_enum, migrations.RunPython.noop),
+            *operations,
+            migrations.RunPython(prisma_details, migrations.RunPython.noop),
+        ]

@@ -151,8 +151,10 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_manage_orphans_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("s3strata.manage_orphans_physicalfile")  # type: ignore[union-attr]
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes action_location; 5.2 does not know it.
+        extra = {} if action_location is None else {"action_location": action_location}
+        actions = super().get_actions(request, **extra)
         actions.pop("delete_selected", None)  # rows only: it would leave the objects behind
         return actions
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -187,6 +188,17 @@ class ResolvedTier:
     def endpoint_url(self) -> str:
         """Return ``http(s)://endpoint[:port]``, the port shown only when not the scheme's default."""
         return endpoint_url(self.endpoint, self.port, self.use_ssl)
+
+    @property
+    def virtual_host(self) -> bool:
+        """Return True when URLs name the bucket in the host (as botocore decides: not for IPs or dotted names)."""
+        if self.addressing_style != "virtual" or "." in self.bucket or self.bucket != self.bucket.lower():
+            return False
+        try:
+            ipaddress.ip_address(self.endpoint.strip("[]"))
+        except ValueError:
+            return self.endpoint != "localhost"
+        return False
 
     def prefix(self, visibility: FileVisibility) -> str:
         """Return the key prefix of ``visibility`` in this tier."""

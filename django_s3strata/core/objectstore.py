@@ -14,6 +14,7 @@ import logging
 import math
 import mimetypes
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ DataSource = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | os.PathLike
 #: CopyObject copies at most 5 GiB; larger objects are copied part by part (UploadPartCopy).
 MAX_SINGLE_COPY = 5 * 1024**3
 MAX_PARTS = 10_000
+
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
@@ -266,6 +269,7 @@ class ObjectStore:
         self._pid = -1
         self._clients: dict[StorageTier, S3Client] = {}
         self._signers: dict[StorageTier, PresignSigner] = {}
+        self._public_bases: dict[StorageTier, str] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         # boto3 clients hold sockets and locks: rebuild them after unpickling.
@@ -353,14 +357,19 @@ class ObjectStore:
 
     def public_url(self, tier: StorageTier, key: str) -> str:
         """Return the direct URL of ``key``: path-style on the endpoint, or under ``public_base_url``."""
-        r = self._tiers[tier]
-        quoted = quote(key, safe="/")
-        if r.public_base_url:
-            return f"{r.public_base_url.rstrip('/')}/{quoted}"
-        if r.virtual_host:
-            scheme, _, host = r.endpoint_url.partition("://")
-            return f"{scheme}://{r.bucket}.{host}/{quoted}"
-        return f"{r.endpoint_url}/{r.bucket}/{quoted}"
+        base = self._public_bases.get(tier)
+        if base is None:
+            r = self._tiers[tier]
+            if r.public_base_url:
+                base = r.public_base_url.rstrip("/") + "/"
+            elif r.virtual_host:
+                scheme, _, host = r.endpoint_url.partition("://")
+                base = f"{scheme}://{r.bucket}.{host}/"
+            else:
+                base = f"{r.endpoint_url}/{r.bucket}/"
+            self._public_bases[tier] = base
+        # Most keys need no escaping; quote() only the ones that do.
+        return base + (key if _URL_SAFE(key) else quote(key, safe="/"))
 
     def presigned_url(self, tier: StorageTier, key: str, expires_in: int, disposition: str | None = None) -> str:
         """Return a presigned GET URL for ``key`` valid for ``expires_in`` seconds."""

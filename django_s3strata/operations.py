@@ -123,7 +123,6 @@ def archive_expired(
         return summary
     owner = _lease_owner()
     sync = get_file_manager().sync
-    store = get_file_manager().objectstore
 
     def move(record: PhysicalFile) -> tuple[str, PhysicalFile, Any]:
         try:
@@ -131,10 +130,7 @@ def archive_expired(
                 _release(record, owner)
                 return "skipped", record, None
             moved = sync.set_tier(record, SetTierOptions(tier=StorageTier.COLD))
-            size = record.size
-            if size is None:  # learn the size once, so the row knows it from now on
-                info = store.head(StorageTier.COLD, moved.path)
-                size = info.size if info else None
+            size = record.size if record.size is not None else moved.size  # learned from the verified copy
             _release(record, owner, **({"size": size} if record.size is None and size is not None else {}))
             return "moved", record, size
         except Exception as exc:

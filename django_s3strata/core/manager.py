@@ -197,6 +197,9 @@ class _Operations:
             logger.warning("s3strata: record %s not updated after copying %s to %s; both copies kept.", file.id, src_key, dst_key)
             raise
         yield from self._discard(src, src_key, "stale source copy after a move")
+        # Records that carry a size (the Django model does) learn it from the verified copy.
+        if getattr(updated, "size", False) is None:
+            updated.size = source.size  # type: ignore[attr-defined]
         return updated
 
     def set_visibility(self, file: PhysicalFile, options: SetVisibilityOptions) -> Op[PhysicalFile]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
+import posixpath
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import operations
+from .core.keys import unique_suffix
 from .core.types import FileVisibility, OrphanObject, StorageTier
 from .models import PhysicalFile
 
@@ -180,11 +181,11 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         from .services import store_upload
 
         upload = form.cleaned_data["upload"]
-        name = upload.name.replace("\\", "/").rsplit("/", 1)[-1]
+        name, suffix = unique_suffix(posixpath.basename(upload.name.replace("\\", "/")))
         record = store_upload(
             upload,
             name,
-            f"{uuid.uuid4()}-{name}",
+            suffix,
             StorageTier(form.cleaned_data["tier"]),
             FileVisibility(form.cleaned_data["visibility"]),
             form.cleaned_data["hot_duration"],
@@ -370,13 +371,13 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 },
             )
         # Re-check each key now: still an orphan, and older than the grace period.
-        store, sync = manager.objectstore, manager.sync
-        existing = PhysicalFile.objects.filter(storage_tier=tier.value, path__in=keys).values_list("path", flat=True)
+        store = manager.objectstore
+        existing = set(PhysicalFile.objects.filter(storage_tier=tier.value, path__in=keys).values_list("path", flat=True))
         cutoff = timezone.now() - timedelta(seconds=grace)
         done, failed = 0, 0
         for key in keys:
             info = store.head(tier, key)
-            if key in set(existing) or info is None or (info.last_modified and info.last_modified > cutoff):
+            if key in existing or info is None or (info.last_modified and info.last_modified > cutoff):
                 failed += 1
                 self.message_user(
                     request,
@@ -388,8 +389,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 if action == "delete":
                     store.delete(tier, key)
                 else:
-                    record = sync.adapter.create(tier, key.rsplit("/", 1)[-1], key, None)
-                    PhysicalFile.objects.filter(pk=record.pk).update(size=info.size, content_type=info.content_type)
+                    operations.adopt_object(tier, key, info.size, info.content_type)
                 done += 1
             except Exception as exc:
                 failed += 1

@@ -9,6 +9,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .core.config import MAX_PRESIGN_EXPIRY, ResolvedTier, resolve_tier
 from .core.exceptions import ConfigurationError, S3StrataError
+from .core.objectstore import translate_errors
 from .core.types import StorageTier
 
 __all__ = ["check_buckets_exist", "check_settings"]
@@ -146,8 +147,6 @@ def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     for tier in StorageTier:
         resolved = store.tier(tier)
         try:
-            from .core.objectstore import translate_errors
-
             with translate_errors("HeadBucket", resolved):
                 store.client(tier).head_bucket(Bucket=resolved.bucket)
         except S3StrataError as exc:

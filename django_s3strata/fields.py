@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 
 from .core.config import parse_tier, parse_visibility
+from .core.keys import unique_suffix
 from .core.types import FileVisibility, StorageTier
 
 __all__ = ["PhysicalFileField"]
@@ -129,9 +129,7 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
             name = self.upload_to(instance, filename)
         else:
             name = posixpath.join(timezone.now().strftime(self.upload_to), filename) if self.upload_to else filename
-        dirname, basename = posixpath.split(str(name).replace("\\", "/"))
-        unique = f"{uuid.uuid4()}-{basename}"
-        return basename, posixpath.join(dirname, unique) if dirname else unique
+        return unique_suffix(str(name))
 
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         pending = model_instance.__dict__.get("_s3strata_pending", {}).pop(self.name, None)

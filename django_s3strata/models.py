@@ -198,10 +198,3 @@ class PhysicalFile(models.Model):
 
         get_file_manager().sync.delete(self)  # type: ignore[arg-type]
         return 1, {self._meta.label: 1}
-
-    def touch_times(self, now: datetime | None = None) -> None:
-        """Set ``updated_at`` (and ``created_at`` when unset) explicitly, as a shared table needs."""
-        stamp = now or timezone.now()
-        self.updated_at = stamp
-        if self.created_at is None:
-            self.created_at = stamp

@@ -36,6 +36,7 @@ __all__ = [
     "ArchiveSummary",
     "OrphanSummary",
     "VerifySummary",
+    "adopt_object",
     "archive_expired",
     "claim_expired",
     "sweep_orphans",
@@ -199,6 +200,14 @@ class OrphanSummary(_Summary):
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+def adopt_object(tier: StorageTier, key: str, size: int | None, content_type: str | None = None) -> PhysicalFile:
+    """Create the row for an orphan object (filename: the key's last segment) and return it."""
+    record: PhysicalFile = get_file_manager().sync.adapter.create(tier, key.rsplit("/", 1)[-1], key, None)
+    PhysicalFile.objects.filter(pk=record.pk).update(size=size, content_type=content_type)
+    record.size, record.content_type = size, content_type
+    return record
+
+
 def sweep_orphans(
     mode: str = "report",
     *,
@@ -231,11 +240,10 @@ def sweep_orphans(
                 summary.deleted += 1
                 action = "deleted"
             elif mode == "adopt" and not dry_run:
-                record = sync.adapter.create(orphan.tier, orphan.key.rsplit("/", 1)[-1], orphan.key, None)
-                PhysicalFile.objects.filter(pk=record.pk).update(size=orphan.size)
+                adopt_object(orphan.tier, orphan.key, orphan.size)
                 summary.adopted += 1
                 action = "adopted"
-        except (S3StrataError, Exception) as exc:
+        except Exception as exc:
             summary.failed += 1
             summary.errors.append({"tier": orphan.tier.value, "key": orphan.key, "error": str(exc)})
             action = "failed"

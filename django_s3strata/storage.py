@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import posixpath
 import threading
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import IO, Any
@@ -23,7 +22,7 @@ from django.utils.deconstruct import deconstructible
 
 from .core.config import parse_tier, parse_visibility
 from .core.exceptions import InvalidKeyError
-from .core.keys import validate_suffix
+from .core.keys import unique_suffix, validate_suffix
 from .core.types import FileVisibility, GetUrlOptions, StorageTier
 from .models import PhysicalFile
 from .services import store_upload
@@ -140,8 +139,7 @@ class S3StrataStorage(Storage):
         return name
 
     def _save(self, name: str, content: File[Any]) -> str:
-        dirname, basename = posixpath.split(name.replace("\\", "/"))
-        suffix = posixpath.join(dirname, f"{uuid.uuid4()}-{basename}") if dirname else f"{uuid.uuid4()}-{basename}"
+        basename, suffix = unique_suffix(name)
         try:
             validate_suffix(suffix)
         except InvalidKeyError as exc:

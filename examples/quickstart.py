@@ -1,6 +1,7 @@
 """The framework-free quick start, run against an S3 server started in this process (no accounts needed).
 
-Run it with ``./dev demo``. With S3STRATA_ENDPOINT (and _PORT, _USE_SSL, _ACCESS_KEY,
+Run it with ``.venv/bin/python examples/quickstart.py`` (``./dev demo`` runs the example site).
+With S3STRATA_ENDPOINT (and _PORT, _USE_SSL, _ACCESS_KEY,
 _SECRET_KEY, _HOT_BUCKET, _COLD_BUCKET) set, it uses that S3 server instead.
 """
 

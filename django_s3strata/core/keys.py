@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import unicodedata
 import uuid
 
@@ -9,7 +10,7 @@ from .config import ResolvedTier
 from .exceptions import InvalidKeyError
 from .types import FileVisibility
 
-__all__ = ["MAX_KEY_BYTES", "build_key", "clean_filename", "default_suffix", "split_key", "validate_suffix"]
+__all__ = ["MAX_KEY_BYTES", "build_key", "clean_filename", "default_suffix", "split_key", "unique_suffix", "validate_suffix"]
 
 #: S3 refuses keys longer than 1,024 bytes of UTF-8.
 MAX_KEY_BYTES = 1024
@@ -35,6 +36,13 @@ def default_suffix(filename: str) -> str:
     """Return upstream's default key suffix ``{uuid4}-{filename}``, with path separators made harmless."""
     safe = filename.replace("/", "_").replace("\\", "_")
     return f"{uuid.uuid4()}-{safe}"
+
+
+def unique_suffix(name: str) -> tuple[str, str]:
+    """Return (basename, ``{directory}/{uuid4}-{basename}``) for a relative name like ``docs/2026/a.pdf``."""
+    directory, basename = posixpath.split(name.replace("\\", "/"))
+    unique = f"{uuid.uuid4()}-{basename}"
+    return basename, posixpath.join(directory, unique) if directory else unique
 
 
 def validate_suffix(suffix: str) -> str:

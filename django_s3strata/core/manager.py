@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
 
-from .adapters import StorageAdapter, SyncStorageAdapter, paths_of
+from .adapters import LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter, paths_of
 from .config import S3StrataConfig, parse_tier, parse_visibility
 from .exceptions import InvalidOptionError, S3StrataError
 from .keys import build_key, clean_filename, default_suffix, split_key, validate_suffix
@@ -403,8 +403,6 @@ class FileManager:
         """Return the sync face: the same operations, driven without an event loop."""
         if self._sync is None:
             as_sync = getattr(self.adapter, "as_sync", None)
-            from .adapters import LoopBridgeAdapter
-
             sync_adapter = as_sync() if as_sync is not None else LoopBridgeAdapter(self.adapter)
             self._sync = SyncFileManager(self, sync_adapter)
         return self._sync

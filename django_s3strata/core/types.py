@@ -6,7 +6,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 __all__ = [
     "UNSET",
@@ -221,25 +221,3 @@ class AdoptOrphanResult:
     failed: int
     adopted_file_ids: list[FileId]
     errors: list[ErrorEntry] = field(default_factory=list)
-
-
-def as_dict(obj: Any) -> dict[str, Any]:
-    """Return a JSON-friendly dict of a result dataclass (enums as values, datetimes ISO)."""
-    import dataclasses
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, enum.Enum):
-            return value.value
-        if isinstance(value, datetime):
-            return value.isoformat()
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, list | tuple):
-            return [convert(v) for v in value]
-        if isinstance(value, dict):
-            return {k: convert(v) for k, v in value.items()}
-        return value
-
-    result = convert(obj)
-    assert isinstance(result, dict)
-    return result

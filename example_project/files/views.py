@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from django import forms
@@ -11,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from django_s3strata.core import S3StrataError
+from django_s3strata.core.keys import unique_suffix
 from django_s3strata.models import PhysicalFile
 from django_s3strata.services import store_upload
 
@@ -27,13 +29,12 @@ def index(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
-        import uuid
-
+        name, suffix = unique_suffix(posixpath.basename(upload.name))
         try:
             record = store_upload(
                 upload,
-                upload.name,
-                f"{uuid.uuid4()}-{upload.name}",
+                name,
+                suffix,
                 form.cleaned_data["tier"],
                 form.cleaned_data["visibility"],
                 form.cleaned_data["hot_duration"],

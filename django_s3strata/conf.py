@@ -30,6 +30,16 @@ DJANGO_OPTIONS: dict[str, Any] = {
     "ORPHAN_SWEEP_INTERVAL": 86400,
     "ORPHAN_SWEEP_MODE": "report",
     "VERIFY_INTERVAL": None,
+    # Direct browser-to-S3 uploads (docs/direct-uploads.md): how long a grant lasts (seconds), the
+    # permission a user needs (None: any signed-in user) or a "dotted.path" to a callable
+    # (request, policy) -> bool, the content types accepted (None: any; "image/*" patterns), and
+    # the size above which the browser uploads in parts, and the part size.
+    "DIRECT_UPLOAD_EXPIRES": 3600,
+    "DIRECT_UPLOAD_PERMISSION": "s3strata.add_physicalfile",
+    "DIRECT_UPLOAD_AUTHORIZE": None,
+    "DIRECT_UPLOAD_CONTENT_TYPES": None,
+    "DIRECT_UPLOAD_MULTIPART_THRESHOLD": 64 * 1024 * 1024,
+    "DIRECT_UPLOAD_PART_SIZE": 16 * 1024 * 1024,
 }
 
 

@@ -41,6 +41,7 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         hot_duration: int | None = None,
         upload_to: UploadTo = "",
         delete_with_owner: bool = False,
+        direct_upload: bool = False,
         **kwargs: Any,
     ) -> None:
         self.tier = parse_tier(tier) if tier is not None else None
@@ -48,6 +49,7 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         self.hot_duration = hot_duration
         self.upload_to = upload_to
         self.delete_with_owner = delete_with_owner
+        self.direct_upload = direct_upload
         kwargs.setdefault("null", True)
         kwargs.setdefault("blank", True)
         kwargs.setdefault("related_name", "+")
@@ -61,6 +63,7 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
             ("hot_duration", None),
             ("upload_to", ""),
             ("delete_with_owner", False),
+            ("direct_upload", False),
         ):
             value = getattr(self, attr)
             if value != default:
@@ -89,7 +92,7 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
     # -- forms -----------------------------------------------------------------------
 
     def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Return a file upload field (not the foreign key's select box)."""
+        """Return a file upload field (not the foreign key's select box); with ``direct_upload``, one that sends to S3."""
         widget = kwargs.get("widget")
         options: dict[str, Any] = {
             "required": kwargs.get("required", not self.blank),
@@ -98,7 +101,23 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         }
         if isinstance(widget, forms.FileInput) or (isinstance(widget, type) and issubclass(widget, forms.FileInput)):
             options["widget"] = widget
+        if self.direct_upload:
+            from .forms import DirectUploadField, DirectUploadWidget
+
+            options.setdefault("widget", DirectUploadWidget(self.upload_policy()))
+            return DirectUploadField(**options)
         return forms.FileField(**options)
+
+    def upload_policy(self) -> Any:
+        """Return the UploadPolicy of this field's direct uploads (a callable ``upload_to`` does not apply)."""
+        from .uploads import UploadPolicy
+
+        return UploadPolicy(
+            tier=self.tier.value if self.tier else None,
+            visibility=self.visibility.value if self.visibility else None,
+            hot_duration=self.hot_duration,
+            upload_to=self.upload_to if isinstance(self.upload_to, str) else "",
+        )
 
     def value_from_object(self, obj: models.Model) -> Any:
         """Return the PhysicalFile itself: the file widget shows its name and URL."""

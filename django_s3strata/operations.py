@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .conf import get_settings
+from .core import direct
 from .core.config import parse_tier
 from .core.exceptions import S3StrataError
 from .core.keys import build_key, split_key
@@ -195,14 +196,26 @@ class OrphanSummary(_Summary):
     adopted: int = 0
     failed: int = 0
     bytes: int = 0
+    #: Multipart uploads started and never finished (abandoned direct uploads), and those aborted.
+    unfinished_uploads: int = 0
+    aborted_uploads: int = 0
     dry_run: bool = False
     duration: float = 0.0
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def adopt_object(tier: StorageTier, key: str, size: int | None, content_type: str | None = None) -> PhysicalFile:
-    """Create the row for an orphan object (filename: the key's last segment) and return it."""
-    record: PhysicalFile = get_file_manager().sync.adapter.create(tier, key.rsplit("/", 1)[-1], key, None)
+def adopt_object(
+    tier: StorageTier,
+    key: str,
+    size: int | None,
+    content_type: str | None = None,
+    *,
+    filename: str | None = None,
+    hot_until: datetime | None = None,
+) -> PhysicalFile:
+    """Create the row for an existing object (filename: the key's last segment unless given) and return it."""
+    name = filename or key.rsplit("/", 1)[-1]
+    record: PhysicalFile = get_file_manager().sync.adapter.create(tier, name, key, hot_until)
     PhysicalFile.objects.filter(pk=record.pk).update(size=size, content_type=content_type)
     record.size, record.content_type = size, content_type
     return record
@@ -250,17 +263,46 @@ def sweep_orphans(
         if on_orphan is not None:
             on_orphan(orphan, action)
 
-    sync.scan_orphans(visit, prefix=prefix, tier=parse_tier(tier) if tier else None, grace_period=grace)
+    tiers = [parse_tier(tier)] if tier else list(StorageTier)
+    sync.scan_orphans(visit, prefix=prefix, tier=tiers[0] if tier else None, grace_period=grace)
+    _sweep_unfinished_uploads(store, tiers, prefix, grace, abort=mode == "delete" and not dry_run, summary=summary)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
-        "s3strata: orphan sweep (%s) found %d, deleted %d, adopted %d, failed %d",
+        "s3strata: orphan sweep (%s) found %d, deleted %d, adopted %d, failed %d; unfinished uploads %d, aborted %d",
         mode,
         summary.found,
         summary.deleted,
         summary.adopted,
         summary.failed,
+        summary.unfinished_uploads,
+        summary.aborted_uploads,
     )
     return summary
+
+
+def _sweep_unfinished_uploads(
+    store: Any, tiers: list[StorageTier], prefix: str | None, grace: int, *, abort: bool, summary: OrphanSummary
+) -> None:
+    """Count (and with ``abort``, abort) multipart uploads older than ``grace`` seconds: their parts cost storage."""
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    for t in tiers:
+        r = store.tier(t)
+        for root in (r.public_prefix + "/", r.private_prefix + "/"):
+            if prefix and not (prefix.startswith(root) or root.startswith(prefix)):
+                continue
+            scan = prefix if prefix and prefix.startswith(root) else root
+            for upload in direct.iter_pending_uploads(store, t, scan):
+                if upload.initiated is not None and upload.initiated > cutoff:
+                    continue
+                summary.unfinished_uploads += 1
+                if not abort:
+                    continue
+                try:
+                    direct.abort_multipart(store, t, upload.key, upload.upload_id)
+                    summary.aborted_uploads += 1
+                except S3StrataError as exc:
+                    summary.failed += 1
+                    summary.errors.append({"tier": t.value, "key": upload.key, "error": str(exc)})
 
 
 @dataclass

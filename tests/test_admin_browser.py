@@ -145,3 +145,40 @@ def test_adopt_an_orphan_from_the_orphans_page(admin_browser: Any, s3strata_sett
     record = PhysicalFile.objects.get()
     assert (record.path, record.filename, record.storage_tier) == ("public/found/photo.jpg", "photo.jpg", "HOT")
     assert "No orphans." in browser.find_element(By.ID, "orphan-list").text
+
+
+@pytest.mark.parametrize(("size", "method"), [(300_000, "post"), (11 * 1024 * 1024, "multipart")])
+def test_direct_upload_through_the_admin_widget(
+    admin_browser: Any, s3strata_settings: Env, settings: Any, tmp_path: Path, size: int, method: str
+) -> None:
+    """The browser sends the file to S3 itself (POST, or parts with PUT); the form carries a signed ref."""
+    from tests.testapp.models import Clip
+
+    settings.S3STRATA = {
+        **settings.S3STRATA,
+        "DIRECT_UPLOAD_MULTIPART_THRESHOLD": 6 * 1024 * 1024,
+        "DIRECT_UPLOAD_PART_SIZE": 5 * 1024 * 1024,
+    }
+    env, browser = s3strata_settings, admin_browser
+    source = tmp_path / "holiday.mp4"
+    source.write_bytes(bytes(range(256)) * (size // 256))
+    browser.get(f"{browser.base}/admin/testapp/clip/add/")
+    browser.find_element(By.NAME, "title").send_keys("Holiday")
+    browser.find_element(By.NAME, "video").send_keys(str(source))
+    box = browser.find_element(By.CSS_SELECTOR, ".s3strata-direct")
+    WebDriverWait(browser, 60).until(lambda d: box.get_attribute("data-state") in ("done", "failed"))
+    status = box.find_element(By.CSS_SELECTOR, ".s3strata-direct-status").text
+    assert box.get_attribute("data-state") == "done", status
+    assert status == "Uploaded holiday.mp4."
+    assert browser.execute_script("return document.querySelector('.s3strata-direct progress').value") == 100
+    # The file input is empty again: the form sends the ref, not the bytes.
+    assert browser.execute_script("return document.querySelector('input[name=video]').files.length") == 0
+    assert box.find_element(By.NAME, "video__s3strata_ref").get_attribute("value")
+    record = PhysicalFile.objects.get()
+    assert env.read("HOT", record.path) == source.read_bytes() and record.size == source.stat().st_size
+    assert record.path.startswith("private/clips/20") and record.hot_until is not None
+
+    submit(browser, browser.find_element(By.NAME, "_save"))
+    clip = Clip.objects.get()
+    assert (clip.title, clip.video_id) == ("Holiday", record.pk)
+    assert PhysicalFile.objects.count() == 1

@@ -30,3 +30,13 @@ class Report(models.Model):
     pdf = models.FileField(upload_to="reports", storage=S3StrataStorage(tier="HOT", visibility="PUBLIC"), max_length=255)
     # The default storage is S3StrataStorage too (settings.STORAGES).
     appendix = models.FileField(upload_to="appendices", blank=True)
+
+
+class Clip(models.Model):
+    """Uploaded from the browser straight to S3 (the form carries only a signed reference)."""
+
+    title = models.CharField(max_length=100)
+    video = PhysicalFileField(direct_upload=True, upload_to="clips/%Y", hot_duration=600)
+
+    def __str__(self) -> str:
+        return self.title

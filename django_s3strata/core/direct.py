@@ -1,0 +1,224 @@
+"""Uploads that go from a client straight to S3: presigned POST policies and multipart part URLs.
+
+The server picks the key, the size and the content type; the client only gets signatures bound
+to them. A POST policy pins the key, the Content-Type and the exact length; each multipart part
+URL signs its ``Content-Length``, and completing the upload checks the parts against the plan.
+Nothing here writes a record: the caller checks the object (``ObjectStore.head``) and records it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .config import MAX_PRESIGN_EXPIRY
+from .exceptions import FileTooLargeError, InvalidOptionError, StorageError
+from .objectstore import ObjectStore, translate_errors
+from .types import StorageTier
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+__all__ = [
+    "MAX_PARTS",
+    "MAX_POST_SIZE",
+    "MIN_PART_SIZE",
+    "MultipartTarget",
+    "PendingUpload",
+    "PostTarget",
+    "abort_multipart",
+    "complete_multipart",
+    "iter_pending_uploads",
+    "part_sizes",
+    "presigned_post",
+    "start_multipart",
+]
+
+#: S3's limits: one POST carries at most 5 GiB; a multipart upload has at most 10,000 parts of at
+#: least 5 MiB each (but the last).
+MAX_POST_SIZE = 5 * 1024**3
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 * 1024**2
+
+
+@dataclass(frozen=True)
+class PostTarget:
+    """A presigned POST: send ``fields`` then the file as multipart/form-data to ``url``."""
+
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class MultipartTarget:
+    """A started multipart upload: PUT part ``n`` (1-based) of ``sizes[n-1]`` bytes to ``urls[n-1]``."""
+
+    upload_id: str
+    part_size: int
+    sizes: list[int]
+    urls: list[str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    tier: StorageTier
+    key: str
+    upload_id: str
+    initiated: datetime | None
+
+
+def _check_expiry(expires_in: int) -> None:
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 1 <= expires_in <= MAX_PRESIGN_EXPIRY:
+        raise InvalidOptionError(
+            f"expires_in={expires_in!r} is invalid: give whole seconds from 1 to {MAX_PRESIGN_EXPIRY} (7 days, S3's limit)."
+        )
+
+
+def _check_size(size: int, max_size: float) -> None:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InvalidOptionError(f"size={size!r} is invalid: give the file's length in bytes (a whole number, 0 or more).")
+    if size > max_size:
+        raise FileTooLargeError(size, max_size)
+
+
+def _write_fields(store: ObjectStore, tier: StorageTier, content_type: str) -> dict[str, str]:
+    fields = {"Content-Type": content_type}
+    storage_class = store.tier(tier).storage_class
+    if storage_class:
+        fields["x-amz-storage-class"] = storage_class
+    return fields
+
+
+def part_sizes(size: int, part_size: int) -> list[int]:
+    """Return the part lengths of a ``size``-byte upload: ``part_size`` each, grown to fit 10,000 parts."""
+    if size <= 0:
+        raise InvalidOptionError("A multipart upload needs at least one byte: send empty files with a POST.")
+    part = max(part_size, MIN_PART_SIZE, math.ceil(size / MAX_PARTS))
+    full, rest = divmod(size, part)
+    return [part] * full + ([rest] if rest else [])
+
+
+def presigned_post(
+    store: ObjectStore,
+    tier: StorageTier,
+    key: str,
+    *,
+    size: int,
+    content_type: str,
+    expires_in: int,
+    max_size: float = math.inf,
+) -> PostTarget:
+    """Return a presigned POST for exactly ``size`` bytes of ``content_type`` at ``key`` (no network)."""
+    _check_expiry(expires_in)
+    _check_size(size, min(max_size, MAX_POST_SIZE))
+    r = store.tier(tier)
+    fields = _write_fields(store, tier, content_type)
+    conditions: list[Any] = [["content-length-range", size, size], *({name: value} for name, value in fields.items())]
+    with translate_errors("PresignPost", r, key):
+        post = store.client(tier).generate_presigned_post(
+            r.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+    return PostTarget(post["url"], {str(k): str(v) for k, v in post["fields"].items()})
+
+
+def start_multipart(
+    store: ObjectStore,
+    tier: StorageTier,
+    key: str,
+    *,
+    size: int,
+    content_type: str,
+    part_size: int,
+    expires_in: int,
+    max_size: float = math.inf,
+) -> MultipartTarget:
+    """Create a multipart upload at ``key`` and presign one PUT per part, each bound to its length."""
+    _check_expiry(expires_in)
+    _check_size(size, max_size)
+    sizes = part_sizes(size, part_size)
+    r = store.tier(tier)
+    client = store.client(tier)
+    extra: dict[str, Any] = {"ContentType": content_type}
+    if r.storage_class:
+        extra["StorageClass"] = r.storage_class
+    with translate_errors("CreateMultipartUpload", r, key):
+        upload_id = client.create_multipart_upload(Bucket=r.bucket, Key=key, **extra)["UploadId"]
+        urls = [
+            client.generate_presigned_url(
+                "upload_part",
+                Params={"Bucket": r.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "ContentLength": length},
+                ExpiresIn=expires_in,
+            )
+            for n, length in enumerate(sizes, start=1)
+        ]
+    return MultipartTarget(upload_id, sizes[0], sizes, urls)
+
+
+def complete_multipart(store: ObjectStore, tier: StorageTier, key: str, upload_id: str, sizes: list[int]) -> None:
+    """Complete ``upload_id`` from the parts S3 holds, after checking they match the planned ``sizes``.
+
+    The client is not asked for ETags: S3's own part list is the truth. A missing or mis-sized
+    part raises StorageError(code="IncompleteUpload") and leaves the upload open for a retry.
+    """
+    r = store.tier(tier)
+    client = store.client(tier)
+    parts: list[CompletedPartTypeDef] = []
+    with translate_errors("ListParts", r, key):
+        paginator = client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=r.bucket, Key=key, UploadId=upload_id):
+            parts.extend({"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in page.get("Parts", []))
+            for p in page.get("Parts", []):
+                n = p["PartNumber"]
+                if not 1 <= n <= len(sizes) or p["Size"] != sizes[n - 1]:
+                    raise StorageError(
+                        f"Part {n} of {key!r} has {p['Size']} bytes; the plan has {len(sizes)} parts "
+                        f"of {sizes[0]} bytes. Upload the parts as planned.",
+                        operation="CompleteMultipartUpload",
+                        tier=tier.value,
+                        bucket=r.bucket,
+                        key=key,
+                        code="IncompleteUpload",
+                    )
+    numbers = sorted(int(p["PartNumber"]) for p in parts)
+    if numbers != list(range(1, len(sizes) + 1)):
+        missing = sorted(set(range(1, len(sizes) + 1)) - set(numbers))
+        raise StorageError(
+            f"{len(missing)} of {len(sizes)} parts of {key!r} have not arrived (first missing: part {missing[0]}). "
+            "Upload every part before finishing.",
+            operation="CompleteMultipartUpload",
+            tier=tier.value,
+            bucket=r.bucket,
+            key=key,
+            code="IncompleteUpload",
+        )
+    parts.sort(key=lambda p: p["PartNumber"])
+    with translate_errors("CompleteMultipartUpload", r, key):
+        client.complete_multipart_upload(Bucket=r.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+
+
+def abort_multipart(store: ObjectStore, tier: StorageTier, key: str, upload_id: str) -> None:
+    """Abort ``upload_id`` and free its parts; an upload already gone is not an error."""
+    r = store.tier(tier)
+    try:
+        with translate_errors("AbortMultipartUpload", r, key):
+            store.client(tier).abort_multipart_upload(Bucket=r.bucket, Key=key, UploadId=upload_id)
+    except StorageError as exc:
+        if exc.code != "NoSuchUpload":
+            raise
+
+
+def iter_pending_uploads(store: ObjectStore, tier: StorageTier, prefix: str | None = None) -> Iterator[PendingUpload]:
+    """Yield the tier's unfinished multipart uploads (under ``prefix``), page by page."""
+    r = store.tier(tier)
+    params: dict[str, Any] = {"Bucket": r.bucket}
+    if prefix:
+        params["Prefix"] = prefix
+    with translate_errors("ListMultipartUploads", r):
+        for page in store.client(tier).get_paginator("list_multipart_uploads").paginate(**params):
+            for upload in page.get("Uploads", []):
+                yield PendingUpload(tier, upload["Key"], upload["UploadId"], upload.get("Initiated"))

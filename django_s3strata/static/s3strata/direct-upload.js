@@ -1,0 +1,125 @@
+/* django-s3strata: upload a file input's file straight to S3, then submit only a signed reference.
+ *
+ * A widget is a <div class="s3strata-direct"> with the start and finalize URLs and a signed policy.
+ * On a file choice: ask the start URL for a grant, send the file to S3 (one POST, or parts with PUT),
+ * ask the finalize URL to record it, put the returned ref in the hidden input and empty the file
+ * input, so the form carries no file. If anything fails, the file stays in the input and goes
+ * through Django with the form, as without JavaScript.
+ */
+(function () {
+  "use strict";
+
+  var PART_CONCURRENCY = 3;
+
+  function csrfToken(form) {
+    var input = form && form.querySelector("input[name=csrfmiddlewaretoken]");
+    if (input) return input.value;
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function postJSON(url, body, token) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": token },
+      body: JSON.stringify(body),
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (!response.ok) throw new Error(data.error || "HTTP " + response.status);
+        return data;
+      });
+    });
+  }
+
+  function send(method, url, body, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open(method, url);
+      xhr.upload.onprogress = function (event) { onProgress(event.loaded); };
+      xhr.onload = function () {
+        if (xhr.status >= 200 && xhr.status < 300) resolve(xhr);
+        else reject(new Error("the storage refused the upload (HTTP " + xhr.status + ")"));
+      };
+      xhr.onerror = function () { reject(new Error("the storage could not be reached")); };
+      xhr.send(body);
+    });
+  }
+
+  function sendParts(grant, file, progress) {
+    var loaded = new Array(grant.parts.length).fill(0);
+    var next = 0;
+    function report() {
+      var sum = loaded.reduce(function (a, b) { return a + b; }, 0);
+      progress(sum);
+    }
+    function worker() {
+      if (next >= grant.parts.length) return Promise.resolve();
+      var index = next++;
+      var part = grant.parts[index];
+      var start = index * grant.part_size;
+      return send("PUT", part.url, file.slice(start, start + part.size), function (n) {
+        loaded[index] = n;
+        report();
+      }).then(worker);
+    }
+    var workers = [];
+    for (var i = 0; i < Math.min(PART_CONCURRENCY, grant.parts.length); i++) workers.push(worker());
+    return Promise.all(workers);
+  }
+
+  function upload(box, input, file) {
+    var progress = box.querySelector(".s3strata-direct-progress");
+    var status = box.querySelector(".s3strata-direct-status");
+    var ref = box.querySelector(".s3strata-direct-ref");
+    var token = csrfToken(input.form);
+    function show(loaded) { progress.value = file.size ? (100 * loaded) / file.size : 100; }
+    ref.value = "";
+    progress.hidden = false;
+    progress.value = 0;
+    box.dataset.state = "uploading";
+    status.textContent = "Uploading " + file.name + "…";
+    return postJSON(box.dataset.startUrl, {
+      policy: box.dataset.policy,
+      filename: file.name,
+      size: file.size,
+      content_type: file.type || "",
+    }, token)
+      .then(function (grant) {
+        if (grant.method === "multipart") return sendParts(grant, file, show).then(function () { return grant; });
+        var form = new FormData();
+        Object.keys(grant.fields).forEach(function (name) { form.append(name, grant.fields[name]); });
+        form.append("file", file);
+        return send("POST", grant.url, form, show).then(function () { return grant; });
+      })
+      .then(function (grant) { return postJSON(box.dataset.finalizeUrl, { ticket: grant.ticket }, token); })
+      .then(function (result) {
+        ref.value = result.ref;
+        input.value = "";
+        progress.value = 100;
+        box.dataset.state = "done";
+        status.textContent = "Uploaded " + result.filename + ".";
+      })
+      .catch(function (error) {
+        ref.value = "";
+        progress.hidden = true;
+        box.dataset.state = "failed";
+        status.textContent = "Direct upload failed (" + error.message + "): the file will be sent with the form.";
+      });
+  }
+
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches(".s3strata-direct input[type=file]")) return;
+    var box = input.closest(".s3strata-direct");
+    if (input.files && input.files.length) upload(box, input, input.files[0]);
+  });
+
+  document.addEventListener("submit", function (event) {
+    var busy = event.target.querySelector(".s3strata-direct[data-state=uploading]");
+    if (busy) {
+      event.preventDefault();
+      busy.querySelector(".s3strata-direct-status").textContent = "Still uploading: save again when the upload is done.";
+    }
+  }, true);
+})();

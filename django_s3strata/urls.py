@@ -1,0 +1,14 @@
+"""URLs of django-s3strata's views: ``path("s3strata/", include("django_s3strata.urls"))``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "s3strata"
+
+urlpatterns = [
+    path("uploads/", views.start, name="direct-upload"),
+    path("uploads/finalize/", views.finalize, name="direct-upload-finalize"),
+]

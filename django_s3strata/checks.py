@@ -12,7 +12,7 @@ from .core.exceptions import ConfigurationError, S3StrataError
 from .core.objectstore import translate_errors
 from .core.types import StorageTier
 
-__all__ = ["check_buckets_exist", "check_settings"]
+__all__ = ["check_buckets_exist", "check_direct_upload_urls", "check_settings"]
 
 TASKS = {
     "django_s3strata.tasks.archive_expired_hot_files",
@@ -158,3 +158,33 @@ def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 )
             )
     return messages
+
+
+@register(Tags.urls)
+def check_direct_upload_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn when a field asks for direct uploads but the URLconf lacks ``django_s3strata.urls``."""
+    from django.apps import apps
+    from django.urls import NoReverseMatch, reverse
+
+    from .fields import PhysicalFileField
+
+    fields = [
+        f"{model._meta.label}.{field.name}"
+        for model in apps.get_models()
+        for field in model._meta.get_fields()
+        if isinstance(field, PhysicalFileField) and field.direct_upload
+    ]
+    if not fields:
+        return []
+    try:
+        reverse("s3strata:direct-upload")
+    except NoReverseMatch:
+        return [
+            Warning(
+                f"{', '.join(fields)} ask for direct uploads, but the URLconf does not include django_s3strata.urls: "
+                "their widgets fall back to uploads through Django.",
+                hint='Add path("s3strata/", include("django_s3strata.urls")) to your urlpatterns.',
+                id="s3strata.W002",
+            )
+        ]
+    return []

@@ -66,5 +66,8 @@ S3STRATA = {
     "HOT_BUCKET": os.environ.get("S3STRATA_HOT_BUCKET", "demo-hot"),
     "COLD_BUCKET": os.environ.get("S3STRATA_COLD_BUCKET", "demo-cold"),
     "ADVANCED": {"ORPHAN_GRACE_PERIOD": int(os.environ.get("S3STRATA_ORPHAN_GRACE_PERIOD", "60"))},
+    # The demo lets every visitor upload straight to S3, as its plain upload form does. A real site keeps
+    # the default (signed-in users with s3strata.add_physicalfile) or names its own check here.
+    "DIRECT_UPLOAD_AUTHORIZE": "example_project.files.views.anyone_may_upload",
 }
 STATIC_ROOT = DATA_DIR / "static"

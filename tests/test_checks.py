@@ -129,3 +129,12 @@ def test_migrations_match_the_models() -> None:
     from django.core.management import call_command
 
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_direct_upload_fields_need_the_urls(settings: Any) -> None:
+    from django_s3strata.checks import check_direct_upload_urls
+
+    assert check_direct_upload_urls() == []  # tests.urls includes django_s3strata.urls
+    settings.ROOT_URLCONF = "tests.urls_without_s3strata"
+    [warning] = check_direct_upload_urls()
+    assert warning.id == "s3strata.W002" and "testapp.Clip.video" in warning.msg

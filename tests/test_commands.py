@@ -67,3 +67,20 @@ def test_verify_command(s3strata_settings: Env) -> None:
     with pytest.raises(CommandError):
         call_command("s3strata_verify", "--json", stdout=out)
     assert json.loads(out.getvalue())["missing"][0]["id"] == f.pk
+
+
+def test_cors_command_adds_its_rule_and_keeps_others(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    other = {"ID": "theirs", "AllowedMethods": ["GET"], "AllowedOrigins": ["https://cdn.example.com"]}
+    env.hot_client.put_bucket_cors(Bucket=env.hot_bucket, CORSConfiguration={"CORSRules": [other]})
+    out = run("s3strata_cors", "--origin", "https://app.example.com")
+    assert "HOT: bucket" in out and "COLD: bucket" in out
+    run("s3strata_cors", "--origin", "https://app.example.com", "--origin", "http://127.0.0.1:8000", "--tier", "HOT")
+    rules = {r.get("ID"): r for r in env.hot_client.get_bucket_cors(Bucket=env.hot_bucket)["CORSRules"]}
+    assert set(rules) == {"theirs", "S3StrataDirectUploads"}  # replaced, not repeated
+    assert rules["S3StrataDirectUploads"]["AllowedOrigins"] == ["https://app.example.com", "http://127.0.0.1:8000"]
+    assert set(rules["S3StrataDirectUploads"]["AllowedMethods"]) == {"POST", "PUT"}
+    cold = env.cold_client.get_bucket_cors(Bucket=env.cold_bucket)["CORSRules"]
+    assert [r["AllowedOrigins"] for r in cold] == [["https://app.example.com"]]
+    with pytest.raises(CommandError, match="scheme://host"):
+        run("s3strata_cors", "--origin", "app.example.com")

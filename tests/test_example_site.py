@@ -86,3 +86,35 @@ def test_demo_uploads_lists_and_serves_the_bytes(demo: tuple[str, str]) -> None:
             timeout=10,
         )
         assert "greeting.bin" in admin.text
+
+
+def test_demo_takes_a_direct_upload(demo: tuple[str, str]) -> None:
+    """The demo's second form: the file goes to the embedded S3 server, the form carries a signed ref."""
+    site, _ = demo
+    with requests.Session() as browser:
+        page = browser.get(site + "/", timeout=10)
+        assert 'class="s3strata-direct"' in page.text
+        assert browser.get(site + "/static/s3strata/direct-upload.js", timeout=10).status_code == 200
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        policy = html.unescape(re.search(r'data-policy="([^"]+)"', page.text).group(1))  # type: ignore[union-attr]
+        payload = b"sent straight to the bucket"
+        headers = {"X-CSRFToken": token, "Referer": site + "/"}
+        grant = browser.post(
+            site + "/s3strata/uploads/",
+            json={"policy": policy, "filename": "direct.txt", "size": len(payload), "content_type": "text/plain"},
+            headers=headers,
+            timeout=10,
+        ).json()
+        sent = requests.post(grant["url"], data=grant["fields"], files={"file": ("direct.txt", payload)}, timeout=10)
+        assert sent.status_code in (200, 201, 204)
+        done = browser.post(
+            site + "/s3strata/uploads/finalize/", json={"ticket": grant["ticket"]}, headers=headers, timeout=10
+        ).json()
+        saved = browser.post(
+            site + "/",
+            data={"csrfmiddlewaretoken": token, "direct": "1", "direct-file__s3strata_ref": done["ref"]},
+            timeout=10,
+        )
+        assert "Stored direct.txt in HOT." in saved.text
+        url = html.unescape(re.search(r'class="file-url" href="([^"]+)"', saved.text).group(1))  # type: ignore[union-attr]
+        assert requests.get(url, timeout=10).content == payload

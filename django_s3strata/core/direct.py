@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 __all__ = [
+    "CORS_RULE_ID",
     "MAX_PARTS",
     "MAX_POST_SIZE",
     "MIN_PART_SIZE",
@@ -30,7 +31,9 @@ __all__ = [
     "PendingUpload",
     "PostTarget",
     "abort_multipart",
+    "apply_cors",
     "complete_multipart",
+    "cors_rule",
     "iter_pending_uploads",
     "part_sizes",
     "presigned_post",
@@ -222,3 +225,42 @@ def iter_pending_uploads(store: ObjectStore, tier: StorageTier, prefix: str | No
         for page in store.client(tier).get_paginator("list_multipart_uploads").paginate(**params):
             for upload in page.get("Uploads", []):
                 yield PendingUpload(tier, upload["Key"], upload["UploadId"], upload.get("Initiated"))
+
+
+#: The ID of the CORS rule ``apply_cors`` manages; other rules of the bucket are kept.
+CORS_RULE_ID = "S3StrataDirectUploads"
+
+
+def cors_rule(origins: list[str], max_age: int = 3600) -> dict[str, Any]:
+    """Return the CORS rule letting pages on ``origins`` POST and PUT uploads to a bucket."""
+    bad = [o for o in origins if not (o == "*" or o.startswith(("https://", "http://")))]
+    if not origins or bad:
+        raise InvalidOptionError(
+            f"Invalid origins {bad or origins!r}: give each site as scheme://host[:port], e.g. https://app.example.com."
+        )
+    return {
+        "ID": CORS_RULE_ID,
+        "AllowedOrigins": list(origins),
+        "AllowedMethods": ["POST", "PUT"],
+        "AllowedHeaders": ["*"],
+        "ExposeHeaders": ["ETag"],
+        "MaxAgeSeconds": max_age,
+    }
+
+
+def apply_cors(store: ObjectStore, tier: StorageTier, origins: list[str]) -> list[dict[str, Any]]:
+    """Set (or replace) our CORS rule on the tier's bucket, keeping its other rules; return all rules."""
+    rule = cors_rule(origins)
+    r = store.tier(tier)
+    client = store.client(tier)
+    with translate_errors("GetBucketCors", r):
+        try:
+            rules: list[Any] = list(client.get_bucket_cors(Bucket=r.bucket).get("CORSRules", []))
+        except client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
+                raise
+            rules = []
+    rules = [x for x in rules if x.get("ID") != CORS_RULE_ID] + [rule]
+    with translate_errors("PutBucketCors", r):
+        client.put_bucket_cors(Bucket=r.bucket, CORSConfiguration={"CORSRules": rules})
+    return rules

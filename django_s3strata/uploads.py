@@ -270,6 +270,12 @@ def finalize_upload(request: Any, token: Any) -> PhysicalFile:
     from .operations import adopt_object
 
     record = adopt_object(tier, key, info.size, info.content_type or ticket["c"], filename=ticket["f"], hot_until=hot_until)
+    # Two finalizes of one ticket can race past the check above: both keep the oldest row, and the
+    # other's creator removes its row only (the object is shared, so it must stay).
+    first = PhysicalFile.objects.filter(storage_tier=tier.value, path=key).order_by("pk").first()
+    if first is not None and first.pk != record.pk:
+        PhysicalFile.objects.filter(pk=record.pk).delete()
+        return first
     logger.info("s3strata: direct upload recorded as file %s at s3 key %s", record.pk, key)
     return record
 

@@ -321,3 +321,23 @@ def test_widget_renders_the_direct_upload_box(s3strata_settings: Env, settings: 
     assert not bound.is_valid() and 'value="kept-ref"' in str(bound["video"])  # an error keeps the upload
     settings.ROOT_URLCONF = "tests.urls_without_s3strata"
     assert "s3strata-direct" not in str(clip_form()()["video"])  # URLs not included: a plain file input
+
+
+@one_endpoint
+def test_racing_finalizes_keep_one_row_and_the_object(s3strata_settings: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    env, client = s3strata_settings, uploader()
+    _, grant = call(client, START, filename="a.txt", size=4)
+    env.put("HOT", grant["key"], b"race")
+    original = operations.adopt_object
+    rival: list[PhysicalFile] = []
+
+    def another_finalize_wins_first(*args: Any, **kwargs: Any) -> PhysicalFile:
+        if not rival:
+            rival.append(original(*args, **kwargs))  # the other request's row, committed just before ours
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(operations, "adopt_object", another_finalize_wins_first)
+    status, done = call(client, FINALIZE, ticket=grant["ticket"])
+    assert status == 200 and done["id"] == rival[0].pk
+    assert list(PhysicalFile.objects.values_list("pk", flat=True)) == [rival[0].pk]
+    assert env.read("HOT", grant["key"]) == b"race"

@@ -1,0 +1,270 @@
+"""A fault-injecting HTTP proxy on 127.0.0.1 in front of an S3 server: 500, 503 SlowDown, stalls and resets on cue."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import socket
+import socketserver
+import struct
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+#: What a rule can do to the request it matches.
+#: "500" and "slowdown" answer in the server's place (the request never reaches it); "403" answers
+#: AccessDenied; "reset" drops the connection with a TCP RST before forwarding; "stall" forwards the
+#: request (so the server acts on it) and then withholds the answer past the client's read timeout.
+FAULTS = ("500", "slowdown", "stall", "reset")
+_ANSWERS = {
+    "500": (500, "InternalError", "We encountered an internal error. Please try again."),
+    "slowdown": (503, "SlowDown", "Please reduce your request rate."),
+    "403": (403, "AccessDenied", "Access Denied"),
+    "badkey": (403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
+}
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "te", "upgrade"}
+
+
+def classify(method: str, target: str, headers: Any) -> str:
+    """Return the S3 operation a path-style request stands for (``PUT`` with a copy source is CopyObject, ...)."""
+    parts = urlsplit(target)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    has_key = "/" in parts.path.lstrip("/")
+    if method == "PUT":
+        if not has_key:
+            return "PutBucketPolicy" if "policy" in query else "CreateBucket"
+        if "partNumber" in query:
+            return "UploadPartCopy" if headers.get("x-amz-copy-source") else "UploadPart"
+        return "CopyObject" if headers.get("x-amz-copy-source") else "PutObject"
+    if method == "POST":
+        if "delete" in query:
+            return "DeleteObjects"
+        if "uploads" in query:
+            return "CreateMultipartUpload"
+        return "CompleteMultipartUpload" if "uploadId" in query else "PostObject"
+    if method == "GET":
+        if "uploads" in query:
+            return "ListMultipartUploads"
+        if not has_key:
+            return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+        return "ListParts" if "uploadId" in query else "GetObject"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    if method == "DELETE":
+        if not has_key:
+            return "DeleteBucket"
+        return "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
+    return method
+
+
+@dataclass
+class Seen:
+    """One request the proxy saw: its operation, key, and what it did (``"ok"`` or the fault)."""
+
+    op: str
+    method: str
+    path: str
+    outcome: str
+    status: int | None
+
+
+@dataclass
+class _Rule:
+    op: str
+    nth: int
+    fault: str
+    times: int
+    fired: int = 0
+
+
+class Faults:
+    """The rules and the request log, shared by every proxy of one test (so counts span both endpoints)."""
+
+    def __init__(self, stall_seconds: float = 1.0) -> None:
+        self.stall_seconds = stall_seconds
+        self.log: list[Seen] = []
+        self._rules: list[_Rule] = []
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def fail(self, op: str, nth: int = 1, fault: str = "500", times: int = 1) -> None:
+        """Answer the ``nth`` request of ``op`` (counted since ``reset``) and the ``times - 1`` after it with ``fault``."""
+        if fault not in FAULTS and fault not in _ANSWERS:
+            raise ValueError(f"unknown fault {fault!r}")
+        with self._lock:
+            self._rules.append(_Rule(op, nth, fault, times))
+
+    def reset(self) -> None:
+        """Forget the rules, the counts and the log."""
+        with self._lock:
+            self._rules.clear()
+            self._counts.clear()
+            self.log.clear()
+
+    def ops(self) -> list[str]:
+        """Return the operations seen since the last reset, in order."""
+        with self._lock:
+            return [s.op for s in self.log]
+
+    def count(self, op: str) -> int:
+        """Return how many requests of ``op`` were seen since the last reset."""
+        return self.ops().count(op)
+
+    def decide(self, op: str) -> str | None:
+        """Count a request of ``op`` and return the fault to inject, if a rule matches it."""
+        with self._lock:
+            n = self._counts[op] = self._counts.get(op, 0) + 1
+            for rule in self._rules:
+                if rule.op == op and rule.nth <= n and rule.fired < rule.times:
+                    rule.fired += 1
+                    return rule.fault
+        return None
+
+    def record(self, seen: Seen) -> None:
+        with self._lock:
+            self.log.append(seen)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as boto3 expects
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the log is Faults.log
+        return None
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        body = self._body()
+        op = classify(self.command, self.path, self.headers)
+        faults = self.server.faults
+        fault = faults.decide(op)
+        seen = Seen(op, self.command, urlsplit(self.path).path, fault or "ok", None)
+        faults.record(seen)
+        if fault == "reset":
+            self._reset()
+            return
+        if fault in _ANSWERS:
+            seen.status, code, message = _ANSWERS[fault]
+            self._answer_error(seen.status, code, message)
+            return
+        status, reason, headers, payload = self._forward(body)
+        seen.status = status
+        if fault == "stall":
+            # The server has acted on the request; its answer never arrives in time.
+            time.sleep(faults.stall_seconds)
+            self._reset()
+            return
+        self.send_response(status, reason)
+        for name, value in headers:
+            if name.lower() not in _HOP_BY_HOP and not (name.lower() == "content-length" and self.command != "HEAD"):
+                self.send_header(name, value)
+        if self.command != "HEAD":
+            self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if body or self.command in ("PUT", "POST"):
+            headers["Content-Length"] = str(len(body))
+        # One upstream connection per client connection, kept alive: a new one per request doubles the latency.
+        conn = getattr(self, "_upstream", None)
+        if conn is None:
+            conn = self._upstream = http.client.HTTPConnection(self.server.upstream_host, self.server.upstream_port, timeout=30)
+        try:
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.reason, resp.getheaders(), resp.read()
+        except Exception:
+            conn.close()
+            self._upstream = None
+            raise
+
+    def _answer_error(self, status: int, code: str, message: str) -> None:
+        payload = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        data = payload.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _reset(self) -> None:
+        # SO_LINGER with a zero timeout turns close() into a TCP RST: the client sees "connection reset".
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def handle_one_request(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            self._handle()
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    def finish(self) -> None:
+        upstream = getattr(self, "_upstream", None)
+        if upstream is not None:
+            upstream.close()
+        with contextlib.suppress(OSError):
+            super().finish()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, upstream: tuple[str, int], faults: Faults) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.upstream_host, self.upstream_port = upstream
+        self.faults = faults
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return None  # a client hanging up mid-request is what these tests are about
+
+
+class FaultProxy:
+    """A threaded reverse proxy on a free port of 127.0.0.1, forwarding to ``upstream`` unless a rule says otherwise."""
+
+    def __init__(self, upstream_host: str, upstream_port: int, faults: Faults | None = None) -> None:
+        self.faults = faults or Faults()
+        self._server = _Server((upstream_host, upstream_port), self.faults)
+        self.host = "127.0.0.1"
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"fault-proxy-{self.port}", daemon=True)
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+    def fail(self, op: str, nth: int = 1, fault: str = "500", times: int = 1) -> None:
+        """Shorthand for ``self.faults.fail``."""
+        self.faults.fail(op, nth, fault, times)

@@ -1,0 +1,67 @@
+"""Fixtures of the reliability suite: fault proxies in front of both S3 servers, configs that go through them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from django_s3strata.core import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig
+from tests.conftest import Env
+from tests.faults import FaultProxy, Faults
+from tests.s3server import ACCESS_KEY, SECRET_KEY, MotoS3Server
+
+#: Short enough that a stalled answer costs well under a second; one attempt, so each fault is felt.
+FAST = {"max_attempts": 1, "read_timeout": 0.4, "connect_timeout": 1.0, "orphan_grace_period": 0}
+#: How long a stalled answer is withheld: past the client's read timeout.
+STALL = 0.8
+
+
+@pytest.fixture(scope="session")
+def faults() -> Faults:
+    """The rules and request log shared by both proxies (request counts span both endpoints)."""
+    return Faults(stall_seconds=STALL)
+
+
+@pytest.fixture(scope="session")
+def proxies(faults: Faults, moto_server: MotoS3Server, moto_server_b: MotoS3Server) -> Iterator[tuple[FaultProxy, FaultProxy]]:
+    """A fault proxy in front of each S3 server."""
+    pair = proxy_pair(moto_server, moto_server_b, faults)
+    yield pair
+    for proxy in pair:
+        proxy.stop()
+
+
+def proxy_pair(a: MotoS3Server, b: MotoS3Server, faults: Faults) -> tuple[FaultProxy, FaultProxy]:
+    """Start a fault proxy in front of each of two S3 servers, sharing ``faults``."""
+    return FaultProxy(a.host, a.port, faults).start(), FaultProxy(b.host, b.port, faults).start()
+
+
+@pytest.fixture(autouse=True)
+def _disarmed(faults: Faults) -> Iterator[None]:
+    faults.reset()
+    yield
+    faults.reset()
+
+
+def through(env: Env, proxies: tuple[FaultProxy, FaultProxy], layout: str, **advanced: Any) -> S3StrataConfig:
+    """Return ``env``'s configuration with every request routed through the fault proxies."""
+    adv = S3StrataAdvancedOptions(**{**FAST, **advanced})
+    a, b = proxies
+    if layout == "shared":
+        return S3StrataConfig(
+            endpoint=a.host,
+            port=a.port,
+            use_ssl=False,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            hot_bucket=env.hot_bucket,
+            cold_bucket=env.cold_bucket,
+            advanced=adv,
+        )
+    return S3StrataConfig(
+        hot=S3TierConfig(a.host, ACCESS_KEY, SECRET_KEY, env.hot_bucket, port=a.port, use_ssl=False),
+        cold=S3TierConfig(b.host, ACCESS_KEY, SECRET_KEY, env.cold_bucket, port=b.port, use_ssl=False),
+        advanced=adv,
+    )

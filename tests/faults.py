@@ -254,7 +254,10 @@ class FaultProxy:
         self._server = _Server((upstream_host, upstream_port), self.faults)
         self.host = "127.0.0.1"
         self.port: int = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"fault-proxy-{self.port}", daemon=True)
+        # A short poll interval: shutdown() waits for it, and a suite stops many proxies.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=f"fault-proxy-{self.port}", daemon=True
+        )
 
     def start(self) -> FaultProxy:
         self._thread.start()

@@ -56,6 +56,12 @@ class World(abc.ABC):
         """Return anything else wrong with the case's records (a lease left behind, ...)."""
         return []
 
+    def start_lane(self) -> None:
+        """Prepare the thread that runs this world's cases."""
+
+    def end_lane(self) -> None:
+        """Release what that thread holds."""
+
     # -- shared ----------------------------------------------------------------------
 
     def keys(self, mark: str) -> set[Where]:
@@ -159,11 +165,15 @@ def run_matrix(operation: str, layout: str, worlds: list[World], prepare: Callab
 
     def run_lane(world: World, lane: list[tuple[int, str, int, str]]) -> list[tuple[str, list[str]]]:
         results = []
-        for index, op, nth, fault in lane:
-            name = f"{operation}[{layout}] step {index + 1} ({op} #{nth}) {fault}"
-            with world.calm():
-                case = prepare(world, f"{operation}-{layout}-{index}-{fault}")
-            results.append((name, _one_case(world, case, op, nth, fault, name, tally)))
+        world.start_lane()
+        try:
+            for index, op, nth, fault in lane:
+                name = f"{operation}[{layout}] step {index + 1} ({op} #{nth}) {fault}"
+                with world.calm():
+                    case = prepare(world, f"{operation}-{layout}-{index}-{fault}")
+                results.append((name, _one_case(world, case, op, nth, fault, name, tally)))
+        finally:
+            world.end_lane()
         return results
 
     with ThreadPoolExecutor(len(worlds)) as pool:

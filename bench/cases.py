@@ -1,0 +1,587 @@
+"""The cases: each measured for django_s3strata, raw boto3 done the best way, and django-storages where it exists.
+
+A case returns result entries (see ``entry``); ratios are always taken against a figure of the
+same run. Raw boto3 "done the best way" means: one shared client with a connection pool larger
+than the thread count, a thread pool of 16, server-side ``copy_object`` + ``delete_object``,
+``upload_file``/``upload_fileobj`` with a ``TransferConfig``, ``client.copy`` for big copies on
+one endpoint, and a streamed ``get_object`` into ``upload_fileobj`` across endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import pathlib
+import re
+import time
+import urllib.error
+import urllib.request
+import uuid
+from argparse import Namespace
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from .env import ACCESS_KEY, SECRET_KEY, Servers, point
+from .measure import Measure, MiB, Queries, Requests, best_time, pool, settle, timed
+
+THREADS = 16  # raw boto3's thread pool, and ours where a case has one
+
+
+@dataclass
+class Bench:
+    """What every case needs: the servers, the flags, a scratch directory and the query counter."""
+
+    servers: Servers
+    args: Namespace
+    data_dir: pathlib.Path
+    queries: Queries
+    results: list[dict[str, Any]] = field(default_factory=list)
+    sweeps: dict[str, Any] = field(default_factory=dict)
+
+    def tiers(self, hot: str, cold: str, cold_endpoint: int = 0, **options: Any) -> dict[str, Any]:
+        return {"HOT": self.servers.tier(0, hot), "COLD": self.servers.tier(cold_endpoint, cold), **options}
+
+
+def entry(
+    case: str,
+    unit: str,
+    ours: float,
+    boto3: float | None,
+    *,
+    target: float,
+    op: str = ">=",
+    peer: float | None = None,
+    ratio: float | None = None,
+    against: str = "raw boto3",
+    memory: dict[str, float] | None = None,
+    memory_bound: tuple[str, float] | None = None,
+    requests: dict[str, dict[str, int]] | None = None,
+    queries: dict[str, int] | None = None,
+    extra_ok: bool = True,
+    note: str = "",
+    **details: Any,
+) -> dict[str, Any]:
+    """Return one result: figures, the ratio the target is about, and whether it is met."""
+    if ratio is None and boto3:
+        ratio = ours / boto3
+    speed_ok = ratio is not None and (ratio >= target if op == ">=" else ratio <= target)
+    memory_ok = True
+    if memory_bound is not None and memory is not None:
+        bound_op, bound = memory_bound
+        memory_ok = memory["ours"] < bound if bound_op == "<" else memory["ours"] <= bound
+    return {
+        "case": case,
+        "unit": unit,
+        "ours": ours,
+        "boto3": boto3,
+        "django-storages": peer,
+        "ratio": ratio,
+        "against": against,
+        "target": {"op": op, "value": target},
+        "memory_mib": memory,
+        "memory_bound_mib": {"op": memory_bound[0], "value": memory_bound[1]} if memory_bound else None,
+        "met": bool(speed_ok and memory_ok and extra_ok),
+        "met_speed": bool(speed_ok),
+        "met_memory": bool(memory_ok),
+        "requests": requests,
+        "queries": queries,
+        "note": note,
+        **details,
+    }
+
+
+def ours_clients(manager: Any) -> list[Any]:
+    from django_s3strata.core import StorageTier
+
+    return [manager.objectstore.client(t) for t in StorageTier]
+
+
+def peer_storage(servers: Servers, bucket: str, index: int = 0, **options: Any) -> Any:
+    """Return a django-storages S3Storage on ``bucket`` (path-style, SigV4), as its users configure it."""
+    from storages.backends.s3 import S3Storage
+
+    return S3Storage(bucket_name=bucket, endpoint_url=servers.url(index), access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                     region_name="us-east-1", signature_version="s3v4", addressing_style="path", file_overwrite=True,
+                     **options)  # fmt: skip
+
+
+def seed_objects(client: Any, bucket: str, keys: list[str], body: bytes = b"x") -> None:
+    with pool(32) as ex:
+        list(ex.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=body), keys))
+
+
+def seed_rows(keys: list[str], *, tier: str = "HOT", expired: bool = False) -> None:
+    from django.utils import timezone
+
+    from django_s3strata.models import PhysicalFile
+
+    now = timezone.now()
+    hot_until = now - timedelta(hours=1) if expired else None
+    PhysicalFile.objects.bulk_create(
+        [PhysicalFile(storage_tier=tier, filename=k.rsplit("/", 1)[-1], path=k, hot_until=hot_until, created_at=now, updated_at=now)
+         for k in keys],
+        batch_size=2000,
+    )  # fmt: skip
+
+
+def clear_rows() -> None:
+    from django_s3strata.models import PhysicalFile
+
+    PhysicalFile.objects.all()._raw_delete("default")  # no signals, no per-row S3 delete
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+# -- URLs -------------------------------------------------------------------------------------------
+
+
+def case_urls(b: Bench) -> None:
+    """Presigned URLs (ours: a cached-key SigV4 signer; boto3: generate_presigned_url) and public URLs."""
+    from django_s3strata.core import StorageTier
+
+    hot, cold = b.servers.bucket(), b.servers.bucket()
+    manager = point(b.tiers(hot, cold))
+    store = manager.objectstore
+    ours_req = Requests().watch(*ours_clients(manager))
+    client = b.servers.client()
+    client.put_object(Bucket=hot, Key="private/probe.txt", Body=b"probe")
+    url = store.presigned_url(StorageTier.HOT, "private/probe.txt", 60)
+    status, body = fetch(url)
+    assert (status, body) == (200, b"probe"), f"our presigned URL must download the file: {status}"
+    tampered = re.sub(r"(X-Amz-Signature=)([0-9a-f])", lambda m: m.group(1) + ("0" if m.group(2) != "0" else "1"), url)
+    enforced = fetch(tampered)[0] == 403
+    assert b.servers.kind != "seaweed" or enforced, "SeaweedFS must refuse a tampered signature"
+    n = b.args.presigns
+    slow_n = max(500, n // 10)
+    ours = best_time(lambda: [store.presigned_url(StorageTier.HOT, f"private/{i}.txt", 3600) for i in range(n)])
+    raw = best_time(
+        lambda: [client.generate_presigned_url("get_object", Params={"Bucket": hot, "Key": f"private/{i}.txt"}, ExpiresIn=3600)
+                 for i in range(slow_n)]
+    )  # fmt: skip
+    peer = peer_storage(b.servers, hot)
+    theirs = best_time(lambda: [peer.url(f"private/{i}.txt") for i in range(slow_n)])
+    b.results.append(entry("presigned URL for a private file", "URLs/s", n / ours, slow_n / raw, peer=slow_n / theirs, target=10,
+                           requests={"ours": ours_req.take()}, downloads=True, signature_enforced=enforced))  # fmt: skip
+    m = n * 10
+    host, port = b.servers.endpoints[0]
+    ours = best_time(lambda: [store.public_url(StorageTier.HOT, f"public/{i}.txt") for i in range(m)], repeat=5)
+    raw = best_time(lambda: [f"http://{host}:{port}/{hot}/public/{i}.txt" for i in range(m)], repeat=5)
+    public_peer = peer_storage(b.servers, hot, querystring_auth=False)
+    theirs = best_time(lambda: [public_peer.url(f"public/{i}.txt") for i in range(m // 10)])
+    b.results.append(entry("public URL", "URLs/s", m / ours, m / raw, peer=(m // 10) / theirs, target=0.8,
+                           against="raw string formatting"))  # fmt: skip
+
+
+# -- small uploads ----------------------------------------------------------------------------------
+
+
+def case_uploads(b: Bench) -> None:
+    """1,000 x 4 KiB: ours through the async API and a thread pool (Django ORM records), raw put_object on 16 threads."""
+    from asgiref.sync import sync_to_async
+    from django.core.files.base import ContentFile
+    from django.db import connections
+
+    from django_s3strata.core import FileManager, InMemoryAdapter, UploadOptions
+
+    n = b.args.files
+    hot, cold = b.servers.bucket(), b.servers.bucket()
+    manager = point(b.tiers(hot, cold))
+    ours_req = Requests().watch(*ours_clients(manager))
+    payload = os.urandom(4096)
+    client = b.servers.client()
+    raw_req = Requests().watch(client)
+    b.queries.take()
+
+    async def gathered() -> None:
+        await asyncio.gather(*(manager.upload(payload, UploadOptions(filename=f"a{i}.bin")) for i in range(n)))
+        await sync_to_async(connections.close_all)()
+
+    ours_async = timed(lambda: asyncio.run(gathered()))
+    async_req, async_q = ours_req.take(), b.queries.take()
+    sync = manager.sync
+    with pool(THREADS) as ex:
+        ours_threads = timed(lambda: list(ex.map(lambda i: sync.upload(payload, UploadOptions(filename=f"t{i}.bin")), range(n))))
+    threads_req, threads_q = ours_req.take(), b.queries.take()
+    core = FileManager(manager.config, InMemoryAdapter())
+    with pool(THREADS) as ex:
+        ours_core = timed(
+            lambda: list(ex.map(lambda i: core.sync.upload(payload, UploadOptions(filename=f"c{i}.bin")), range(n)))
+        )
+    with pool(THREADS) as ex:
+        raw = timed(lambda: list(ex.map(lambda i: client.put_object(Bucket=hot, Key=f"raw/{i}.bin", Body=payload), range(n))))
+    raw_counts = raw_req.take()
+    storage = peer_storage(b.servers, hot)
+    with pool(THREADS) as ex:
+        theirs = timed(lambda: list(ex.map(lambda i: storage.save(f"ds/{i}.bin", ContentFile(payload)), range(n))))
+    per = {"unit": "files/s", "boto3": n / raw.seconds, "peer": n / theirs.seconds, "target": 0.9}
+    b.results.append(entry(f"upload {n:,} x 4 KiB, async API (asyncio.gather)", ours=n / ours_async.seconds,
+                           requests={"ours": async_req, "boto3": raw_counts}, queries={"ours": async_q}, **per))  # fmt: skip
+    b.results.append(entry(f"upload {n:,} x 4 KiB, 16 threads (sync API)", ours=n / ours_threads.seconds,
+                           requests={"ours": threads_req, "boto3": raw_counts}, queries={"ours": threads_q}, **per))  # fmt: skip
+    b.results.append(entry(f"upload {n:,} x 4 KiB, 16 threads, core without a database", ours=n / ours_core.seconds,
+                           note="diagnostic: the same uploads with the InMemoryAdapter, to separate S3 work from database work",
+                           **per))  # fmt: skip
+    # Throughput against concurrency, for the plot.
+    m = b.args.sweep_files
+    sweep: dict[str, list[float]] = {"threads": [], "ours": [], "ours_core": [], "boto3": []}
+    for threads in b.args.sweep_threads:
+        with pool(threads) as ex:
+            o = timed(lambda: list(ex.map(lambda i: sync.upload(payload, UploadOptions(filename=f"s{i}.bin")), range(m))))
+            c = timed(lambda: list(ex.map(lambda i: core.sync.upload(payload, UploadOptions(filename=f"s{i}.bin")), range(m))))
+            r = timed(lambda: list(ex.map(lambda i: client.put_object(Bucket=hot, Key=f"s/{i}", Body=payload), range(m))))
+        sweep["threads"].append(threads)
+        sweep["ours"].append(m / o.seconds)
+        sweep["ours_core"].append(m / c.seconds)
+        sweep["boto3"].append(m / r.seconds)
+    b.sweeps["uploads_by_threads"] = {"files": m, **sweep}
+
+
+# -- archival ---------------------------------------------------------------------------------------
+
+
+def case_archive(b: Bench, n: int) -> None:
+    """n expired small files HOT -> COLD: ours archive_expired (database included) vs raw copy+delete on 16 threads."""
+    from django_s3strata import operations
+    from django_s3strata.models import PhysicalFile
+
+    hot, cold = b.servers.bucket(), b.servers.bucket()
+    manager = point(b.tiers(hot, cold, ARCHIVE_CONCURRENCY=THREADS))
+    client = b.servers.client()
+    keys = [f"private/{uuid.uuid4()}-{i}.bin" for i in range(n)]
+    raw_keys = [f"raw/{i}.bin" for i in range(n)]
+    seed_objects(client, hot, keys + raw_keys, b"x" * 1024)
+    clear_rows()
+    seed_rows(keys, expired=True)
+    ours_req = Requests().watch(*ours_clients(manager))
+    b.queries.take()
+    with Measure() as ours:
+        summary = operations.archive_expired()
+    counts, queries = ours_req.take(), b.queries.take()
+    assert summary.moved == n, summary
+    assert PhysicalFile.objects.filter(storage_tier="COLD").count() == n
+
+    def move(k: str) -> None:
+        client.copy_object(Bucket=cold, Key=k, CopySource={"Bucket": hot, "Key": k})
+        client.delete_object(Bucket=hot, Key=k)
+
+    raw_req = Requests().watch(client)
+    with pool(THREADS) as ex:
+        raw = timed(lambda: list(ex.map(move, raw_keys)))
+    left = client.list_objects_v2(Bucket=hot).get("KeyCount", 0)
+    assert left == 0, f"{left} objects left in HOT"
+    b.results.append(entry(f"archive {n:,} expired small files", "files/s", n / ours.seconds, n / raw.seconds, target=0.9,
+                           memory={"ours": ours.memory_mib, "boto3": raw.memory_mib},
+                           requests={"ours": counts, "boto3": raw_req.take()}, queries={"ours": queries},
+                           settings={"ARCHIVE_CONCURRENCY": THREADS, "ARCHIVE_BATCH_SIZE": "default"}))  # fmt: skip
+    clear_rows()
+
+
+# -- large files ------------------------------------------------------------------------------------
+
+
+def make_file(path: pathlib.Path, mib: int) -> None:
+    block = os.urandom(MiB)
+    with path.open("wb") as fh:
+        for i in range(mib):
+            fh.write(block[i % 256 :] + block[: i % 256])  # every MiB different, cheaply
+
+
+def _best(variants: dict[str, Measure], mib: int, *, by_time: bool = False) -> tuple[str, Measure]:
+    name = min(variants, key=lambda k: variants[k].seconds)
+    return name, variants[name]
+
+
+def case_big(b: Bench, mib: int, *, full: bool = True) -> dict[str, Any]:
+    """Upload from a file, move on one endpoint (full runs only) and across endpoints; time and client memory."""
+    from boto3.s3.transfer import TransferConfig
+    from django.core.files import File
+
+    from django_s3strata.core import SetTierOptions, UploadOptions
+
+    path = b.data_dir / f"big-{mib}.bin"
+    make_file(path, mib)
+    hot, cold, far = b.servers.bucket(0), b.servers.bucket(0), b.servers.bucket(1)
+    client, other = b.servers.client(0), b.servers.client(1)
+    manager = point(b.tiers(hot, cold))
+    sync = manager.sync
+    ours_req = Requests().watch(*ours_clients(manager))
+    raw_req = Requests().watch(client, other)
+    point_data: dict[str, Any] = {"mib": mib}
+    transfer = TransferConfig()  # boto3's defaults: 8 MiB parts, 10 threads
+
+    with Measure() as up:
+        f = sync.upload(path, UploadOptions(filename=f"big-{mib}.bin"))
+    up_req = ours_req.take()
+    variants: dict[str, Measure] = {}
+    with path.open("rb") as fh, Measure() as variants["upload_fileobj"]:
+        client.upload_fileobj(fh, hot, "raw/fileobj.bin", Config=transfer)
+    with Measure() as variants["upload_file"]:
+        client.upload_file(str(path), hot, "raw/file.bin", Config=transfer)
+    raw_name, raw = _best(variants, mib)
+    raw_up_req = raw_req.take()
+    memory = {"ours": up.memory_mib, "boto3": raw.memory_mib}
+    peer = None
+    if full:
+        storage = peer_storage(b.servers, hot)
+        with path.open("rb") as fh, Measure() as theirs:
+            storage.save("ds/big.bin", File(fh))
+        peer, memory["django-storages"] = mib / theirs.seconds, theirs.memory_mib
+    assert client.head_object(Bucket=hot, Key=f.path)["ContentLength"] == mib * MiB
+    point_data["upload"] = {"ours": up.memory_mib, "boto3": raw.memory_mib, "boto3_variant": raw_name}
+    if full:
+        b.results.append(entry(f"upload {mib} MiB from a file", "MiB/s", mib / up.seconds, mib / raw.seconds, peer=peer, target=0.95,
+                               memory=memory, memory_bound=("<=", 64), requests={"ours": up_req, "boto3": raw_up_req},
+                               boto3_variants={k: {"MiB/s": mib / v.seconds, "memory_mib": v.memory_mib} for k, v in variants.items()},
+                               boto3_variant=raw_name))  # fmt: skip
+
+        # Same endpoint: a server-side copy. Raw: one CopyObject, or client.copy (UploadPartCopy on threads); the faster counts.
+        with Measure() as move:
+            sync.set_tier(f, SetTierOptions(tier="COLD"))
+        move_req = ours_req.take()
+        copies: dict[str, Measure] = {}
+        with Measure() as copies["copy_object"]:
+            client.copy_object(Bucket=cold, Key="raw/single.bin", CopySource={"Bucket": hot, "Key": "raw/file.bin"})
+            client.delete_object(Bucket=hot, Key="raw/file.bin")
+        client.upload_file(str(path), hot, "raw/file.bin", Config=transfer)
+        raw_req.take()
+        with Measure() as copies["client.copy"]:
+            client.copy({"Bucket": hot, "Key": "raw/file.bin"}, cold, "raw/multi.bin", Config=transfer)
+            client.delete_object(Bucket=hot, Key="raw/file.bin")
+        copy_name, copy = _best(copies, mib)
+        b.results.append(entry(f"move {mib} MiB, same endpoint", "s", move.seconds, copy.seconds, target=1.1, op="<=",
+                               memory={"ours": move.memory_mib, "boto3": copy.memory_mib}, memory_bound=("<", 16),
+                               requests={"ours": move_req, "boto3": raw_req.take()},
+                               boto3_variants={k: {"s": v.seconds, "memory_mib": v.memory_mib} for k, v in copies.items()},
+                               boto3_variant=copy_name))  # fmt: skip
+        client.upload_file(str(path), hot, "raw/file.bin", Config=transfer)
+
+    # Across endpoints: bytes flow through the client. Raw: get_object's stream into upload_fileobj.
+    manager = point(b.tiers(hot, far, cold_endpoint=1))
+    sync = manager.sync
+    g = sync.upload(path, UploadOptions(filename=f"far-{mib}.bin"))
+    ours_req = Requests().watch(*ours_clients(manager))
+    with Measure() as cross:
+        moved = sync.set_tier(g, SetTierOptions(tier="COLD"))
+    cross_req = ours_req.take()
+    raw_req.take()
+    with Measure() as cross_raw:
+        body = client.get_object(Bucket=hot, Key="raw/file.bin")["Body"]
+        other.upload_fileobj(body, far, "raw/far.bin", Config=transfer)
+        client.delete_object(Bucket=hot, Key="raw/file.bin")
+    assert other.head_object(Bucket=far, Key=moved.path)["ContentLength"] == mib * MiB
+    point_data["cross"] = {"ours": cross.memory_mib, "boto3": cross_raw.memory_mib}
+    if full:
+        b.results.append(entry(f"move {mib} MiB across endpoints", "MiB/s", mib / cross.seconds, mib / cross_raw.seconds, target=0.9,
+                               memory={"ours": cross.memory_mib, "boto3": cross_raw.memory_mib}, memory_bound=("<", 64),
+                               requests={"ours": cross_req, "boto3": raw_req.take()}))  # fmt: skip
+    path.unlink()
+    return point_data
+
+
+def case_memory_sweep(b: Bench) -> None:
+    """Client memory growth against file size (upload from a file, cross-endpoint move), for the plot."""
+    points = [p for p in b.sweeps.get("memory_points", [])]
+    done = {p["mib"] for p in points}
+    for mib in b.args.mem_sizes:
+        if mib not in done:
+            points.append(case_big(b, mib, full=False))
+    b.sweeps["memory_by_size"] = sorted(points, key=lambda p: p["mib"])
+
+
+# -- orphans ----------------------------------------------------------------------------------------
+
+
+def case_orphans(b: Bench) -> None:
+    """Orphan scans at growing sizes, 10% orphans, database included; memory must not grow with the size."""
+    from django_s3strata import operations
+
+    hot, cold = b.servers.bucket(), b.servers.bucket()
+    manager = point(b.tiers(hot, cold))
+    client = b.servers.client()
+    clear_rows()
+    seeded = 0
+    memory: dict[int, float] = {}
+    for n in sorted(b.args.orphans):
+        keys = [f"private/{i:07d}-f.bin" for i in range(seeded, n)]
+        seed_objects(client, hot, keys)
+        seed_rows([k for i, k in enumerate(keys, start=seeded) if i % 10])
+        seeded = n
+        ours_req = Requests().watch(*ours_clients(manager))
+        b.queries.take()
+        with Measure() as ours:
+            summary = operations.sweep_orphans("report", tier="HOT", older_than=0)
+        counts, queries = ours_req.take(), b.queries.take()
+        assert summary.found == len(range(0, n, 10)), summary
+        raw_req = Requests().watch(client)
+
+        def listing() -> int:
+            return sum(page.get("KeyCount", 0) for page in client.get_paginator("list_objects_v2").paginate(Bucket=hot))
+
+        with Measure() as raw:
+            listed = listing()
+        assert listed == n
+        memory[n] = ours.memory_mib
+        b.results.append(entry(f"orphan scan, {n:,} objects, 10% orphans", "objects/s", n / ours.seconds, n / raw.seconds, target=0.9,
+                               against="raw paginated listing", memory={"ours": ours.memory_mib, "boto3": raw.memory_mib},
+                               requests={"ours": counts, "boto3": raw_req.take()}, queries={"ours": queries}))  # fmt: skip
+    sizes = sorted(memory)
+    if len(sizes) > 1:
+        spread = max(memory.values()) - min(memory.values())
+        b.results.append(entry(f"orphan scan memory, {sizes[0]:,} vs {sizes[-1]:,} objects", "MiB", spread, None, ratio=spread,
+                               target=8, op="<=", against="same at both sizes (MiB apart)",
+                               memory={"ours": memory[sizes[-1]]}, sizes={str(k): v for k, v in memory.items()}))  # fmt: skip
+    clear_rows()
+
+
+# -- Django -----------------------------------------------------------------------------------------
+
+
+class _Link:
+    """A row as a django-storages or raw boto3 template sees it: ``url`` signed on access."""
+
+    def __init__(self, row: Any, sign: Callable[[str], str]) -> None:
+        self.row, self.filename, self._sign = row, row.filename, sign
+
+    @property
+    def url(self) -> str:
+        return self._sign(self.row.path)
+
+
+def case_django(b: Bench, rows: int = 100) -> None:
+    """A 100-row PhysicalFile page rendering ``.url`` for each: queries, S3 requests, and the per-URL cost."""
+    from django.db import connection
+    from django.template import Context, Engine
+    from django.test.utils import CaptureQueriesContext
+
+    from django_s3strata.models import PhysicalFile
+
+    hot, cold = b.servers.bucket(), b.servers.bucket()
+    manager = point(b.tiers(hot, cold))
+    client = b.servers.client()
+    clear_rows()
+    keys = [f"private/docs/{uuid.uuid4()}-{i}.txt" for i in range(rows)]
+    seed_objects(client, hot, keys, b"page")
+    seed_rows(keys)
+    ours_req = Requests().watch(*ours_clients(manager))
+    template = Engine().from_string('{% for f in files %}<a href="{{ f.url }}">{{ f.filename }}</a>\n{% endfor %}')
+
+    def page() -> str:
+        return template.render(Context({"files": PhysicalFile.objects.order_by("id")[:rows]}))
+
+    with CaptureQueriesContext(connection) as ctx:
+        rendered = page()
+    s3_requests, queries = sum(ours_req.take().values()), len(ctx.captured_queries)
+    urls = [html.unescape(u) for u in re.findall(r'href="([^"]+)"', rendered)]
+    assert len(urls) == rows
+    assert fetch(urls[-1]) == (200, b"page"), "a URL of the page must download its file"
+    peer = peer_storage(b.servers, hot)
+    peer_req = Requests().watch(peer.connection.meta.client)
+
+    def sign(path: str) -> str:
+        return client.generate_presigned_url("get_object", Params={"Bucket": hot, "Key": path}, ExpiresIn=3600)
+
+    def page_with(signer: Callable[[str], str]) -> Callable[[], str]:
+        return lambda: template.render(Context({"files": [_Link(r, signer) for r in PhysicalFile.objects.order_by("id")[:rows]]}))
+
+    repeat = b.args.page_repeat
+    ours_page = best_time(page, repeat) / rows
+    peer_page = best_time(page_with(peer.url), repeat) / rows
+    raw_page = best_time(page_with(sign), repeat) / rows
+    fetched = list(PhysicalFile.objects.order_by("id")[:rows])
+    ours_url = best_time(lambda: [f.url for f in fetched], repeat) / rows
+    peer_url = best_time(lambda: [peer.url(f.path) for f in fetched], repeat) / rows
+    raw_url = best_time(lambda: [sign(f.path) for f in fetched], repeat) / rows
+    assert sum(peer_req.take().values()) == 0
+    b.results.append(entry(f"Django: {rows}-row list rendering .url", "µs/URL", ours_url * 1e6, raw_url * 1e6, peer=peer_url * 1e6,
+                           ratio=peer_url / ours_url, target=5, against="django-storages S3Storage.url() (their cost / ours)",
+                           extra_ok=s3_requests == 0 and queries <= 3, s3_requests=s3_requests, page_queries=queries,
+                           page_us_per_row={"ours": ours_page * 1e6, "boto3": raw_page * 1e6, "django-storages": peer_page * 1e6}))  # fmt: skip
+    clear_rows()
+
+
+# -- async under load -------------------------------------------------------------------------------
+
+
+async def _ticking(work: Callable[[], Any]) -> tuple[float, int, float]:
+    """Run ``work()`` while a 5 ms ticker records the largest gap beyond its sleep; return (stall ms, ticks, seconds)."""
+    stop = asyncio.Event()
+
+    async def ticker() -> tuple[float, int]:
+        worst, ticks = 0.0, 0
+        while not stop.is_set():
+            start = time.perf_counter()
+            await asyncio.sleep(0.005)
+            worst = max(worst, time.perf_counter() - start - 0.005)
+            ticks += 1
+        return worst, ticks
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    started = time.perf_counter()
+    await work()
+    seconds = time.perf_counter() - started
+    stop.set()
+    worst, ticks = await task
+    return worst * 1000, ticks, seconds
+
+
+def case_async_load(b: Bench) -> None:
+    """The event loop keeps ticking while 20 uploads and a cross-endpoint move run through the async API."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import sync_to_async
+    from boto3.s3.transfer import TransferConfig
+    from django.db import connections
+
+    from django_s3strata.core import SetTierOptions, UploadOptions
+
+    hot, far = b.servers.bucket(0), b.servers.bucket(1)
+    manager = point(b.tiers(hot, far, cold_endpoint=1))
+    move_mib = min(b.args.big_mib, 64)
+    path = b.data_dir / "async-move.bin"
+    make_file(path, move_mib)
+    f = manager.sync.upload(path, UploadOptions(filename="move.bin"))
+    payload = os.urandom(b.args.async_mib * MiB)
+    uploads = 20
+
+    async def ours_work() -> None:
+        await asyncio.gather(
+            *(manager.upload(payload, UploadOptions(filename=f"load{i}.bin")) for i in range(uploads)),
+            manager.set_tier(f, SetTierOptions(tier="COLD")),
+        )
+        await sync_to_async(connections.close_all)()
+
+    settle()
+    ours_stall, ours_ticks, ours_s = asyncio.run(_ticking(ours_work))
+    client, other = b.servers.client(0), b.servers.client(1)
+    client.upload_file(str(path), hot, "raw/move.bin")
+    executor = ThreadPoolExecutor(THREADS)
+
+    async def raw_work() -> None:
+        loop = asyncio.get_running_loop()
+
+        def stream() -> None:
+            body = client.get_object(Bucket=hot, Key="raw/move.bin")["Body"]
+            other.upload_fileobj(body, far, "raw/move.bin", Config=TransferConfig())
+
+        await asyncio.gather(
+            *(loop.run_in_executor(executor, lambda i=i: client.put_object(Bucket=hot, Key=f"raw/{i}", Body=payload)) for i in range(uploads)),
+            loop.run_in_executor(executor, stream),
+        )  # fmt: skip
+
+    raw_stall, raw_ticks, raw_s = asyncio.run(_ticking(raw_work))
+    executor.shutdown()
+    path.unlink()
+    b.results.append(entry(f"async API under load: {uploads} uploads of {b.args.async_mib} MiB + a {move_mib} MiB cross-endpoint move",
+                           "ms stall", ours_stall, raw_stall, ratio=ours_stall, target=50, op="<=",
+                           against="largest event-loop stall (ms), bound 50 ms",
+                           ticks={"ours": ours_ticks, "boto3": raw_ticks}, seconds={"ours": ours_s, "boto3": raw_s}))  # fmt: skip

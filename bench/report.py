@@ -1,0 +1,165 @@
+"""The suite's outputs: bench/results/<date>.json, the ratio table in docs/performance.md, and the plots."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+from typing import Any
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _num(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return "\u2013"
+    if abs(value) >= 100:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}".strip()
+
+
+def _target(e: dict[str, Any]) -> str:
+    op = "≥" if e["target"]["op"] == ">=" else "≤"
+    value = e["target"]["value"]
+    if e["unit"] == "ms stall":
+        return f"{op} {value} ms"
+    if e["unit"] == "MiB":
+        return f"{op} {value} MiB apart"
+    what = "time " if e["unit"] == "s" else ""
+    text = f"{what}{op} {value}\u00d7"
+    if e.get("memory_bound_mib"):
+        b = e["memory_bound_mib"]
+        text += f"; memory {'<' if b['op'] == '<' else '≤'} {b['value']} MiB"
+    if e["case"].startswith("Django"):
+        text += "; 0 S3 requests, ≤ 3 queries"
+    return text
+
+
+def _ratio(e: dict[str, Any]) -> str:
+    r = e.get("ratio")
+    if r is None:
+        return "\u2013"
+    if e["unit"] == "ms stall":
+        return f"{r:.1f} ms"
+    if e["unit"] == "MiB":
+        return f"{r:.1f} MiB"
+    return f"{r:.2f}\u00d7"
+
+
+def _memory(e: dict[str, Any]) -> str:
+    m = e.get("memory_mib")
+    if not m:
+        return ""
+    parts = [f"{m['ours']:+.0f}"]
+    if m.get("boto3") is not None:
+        parts.append(f"{m['boto3']:+.0f}")
+    if m.get("django-storages") is not None:
+        parts.append(f"{m['django-storages']:+.0f}")
+    return " / ".join(parts) + " MiB"
+
+
+def _met(e: dict[str, Any]) -> str:
+    if e["met"]:
+        return "yes"
+    why = [w for w, ok in (("speed", e["met_speed"]), ("memory", e["met_memory"])) if not ok]
+    if e["case"].startswith("Django") and not why:
+        why = ["requests/queries"]
+    return "**no**" + (f" ({', '.join(why)})" if why else "")
+
+
+def table(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
+    """Return the generated part of docs/performance.md: the run's header, the ratio table, the plots."""
+    lines = [
+        f"Last run: {meta['date']} on {meta['server']}, database {meta['database']}, {meta['cores']} cores, "
+        f"{meta['duration_s']:.0f} s in all (`{meta['command']}`). Ratios are ours / the peer named in the target, "
+        "measured in this run; memory is the growth of the process's peak RSS over its idle RSS "
+        "(ours / raw boto3 / django-storages).",
+        "",
+        "| case | ours | raw boto3 | django-storages | ratio | target | met | memory growth |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in results:
+        unit = e["unit"]
+        extra = ""
+        if e["case"].startswith("Django"):
+            extra = f" ({e['page_queries']} queries, {e['s3_requests']} S3 requests)"
+        lines.append(
+            f"| {e['case']}{extra} | {_num(e['ours'], unit)} | {_num(e['boto3'], unit)} | {_num(e.get('django-storages'), unit)} | "
+            f"{_ratio(e)} | {_target(e)} | {_met(e)} | {_memory(e)} |"
+        )
+    lines += [
+        "",
+        "![Small uploads: throughput against threads](img/bench-throughput.png)",
+        "![Client memory growth against file size](img/bench-memory.png)",
+    ]
+    return "\n".join(lines)
+
+
+def rewrite_docs(doc: pathlib.Path, generated: str) -> None:
+    """Replace what lies between the two marker comments of ``doc`` (appending them when missing)."""
+    text = doc.read_text() if doc.exists() else "# Performance\n"
+    block = f"{START}\n{generated}\n{END}"
+    if START in text and END in text:
+        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(text)
+
+
+def write_json(path: pathlib.Path, meta: dict[str, Any], results: list[dict[str, Any]], sweeps: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "results": results, "sweeps": sweeps}, indent=2, ensure_ascii=False) + "\n")
+
+
+def plots(sweeps: dict[str, Any], out: pathlib.Path, meta: dict[str, Any]) -> list[pathlib.Path]:
+    """Draw throughput against concurrency and memory against file size; return the PNGs written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[pathlib.Path] = []
+    subtitle = f"{meta['server']}, {meta['database']}, {meta['cores']} cores, {meta['date']}"
+    up = sweeps.get("uploads_by_threads")
+    if up:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        ax.plot(up["threads"], up["ours"], "o-", label="django-s3strata (sync API, Django ORM)")
+        ax.plot(up["threads"], up["ours_core"], "s--", label="django-s3strata core (no database)")
+        ax.plot(up["threads"], up["boto3"], "^-", label="raw boto3 put_object")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(up["threads"], [str(t) for t in up["threads"]])
+        ax.set_xlabel("threads")
+        ax.set_ylabel("files/s")
+        ax.set_title(f"{up['files']} uploads of 4 KiB\n{subtitle}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(out / "bench-throughput.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    mem = sweeps.get("memory_by_size")
+    if mem:
+        sizes = [p["mib"] for p in mem]
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        ax.plot(sizes, [p["upload"]["ours"] for p in mem], "o-", label="upload from a file: django-s3strata")
+        ax.plot(sizes, [p["upload"]["boto3"] for p in mem], "o--", label="upload from a file: raw boto3 (best variant)")
+        ax.plot(sizes, [p["cross"]["ours"] for p in mem], "s-", label="move across endpoints: django-s3strata")
+        ax.plot(sizes, [p["cross"]["boto3"] for p in mem], "s--", label="move across endpoints: raw boto3 (stream)")
+        ax.axhline(64, color="grey", lw=0.8, ls=":", label="64 MiB bound")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("file size (MiB)")
+        ax.set_ylabel("peak RSS growth (MiB)")
+        ax.set_title(f"Client memory against file size\n{subtitle}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        written.append(out / "bench-memory.png")
+        fig.savefig(written[-1], dpi=110)
+        plt.close(fig)
+    return written

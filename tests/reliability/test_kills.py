@@ -82,7 +82,7 @@ def alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.slow  # about 30 s: a thousand files archived once, in pieces, and listed after every kill
+@pytest.mark.slow  # 30 to 50 s: a thousand files archived once, in pieces, and listed after every kill
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("env", ["shared"], indirect=True)
 def test_archival_killed_at_random_moments_converges(s3strata_settings: Env, settings: Any) -> None:

@@ -105,9 +105,16 @@ class Servers:
         )
 
     def bucket(self, index: int = 0) -> str:
-        """Create and return a fresh bucket on endpoint ``index``."""
+        """Create and return a fresh bucket on endpoint ``index``, warmed up.
+
+        SeaweedFS allocates a new bucket's volumes on its first write (about 1 s): whichever side
+        wrote first would pay it, so one object is written and deleted before any timing.
+        """
         name = f"bench-{uuid.uuid4().hex[:12]}"
-        self.client(index).create_bucket(Bucket=name)
+        client = self.client(index)
+        client.create_bucket(Bucket=name)
+        client.put_object(Bucket=name, Key="warm-up", Body=b"w" * 65536)
+        client.delete_object(Bucket=name, Key="warm-up")
         return name
 
     def tier(self, index: int, bucket: str) -> dict[str, Any]:

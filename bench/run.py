@@ -50,6 +50,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sweep-threads", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--sweep-files", type=int, default=200, help="uploads per point of the concurrency plot (default 200)")
     parser.add_argument("--async-mib", type=int, default=4, help="size of each of the 20 uploads of the async case (default 4)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="interleaved runs of each large-file case; the best counts (default 2)"
+    )
     parser.add_argument("--page-repeat", type=int, default=20, help="timings of the Django page (best counts)")
     parser.add_argument("--only", nargs="+", choices=CASES, help="run only these cases")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "bench" / "results", help="where the JSON goes")

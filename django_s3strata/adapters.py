@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
 from django.utils import timezone
 
 from . import signals
@@ -54,7 +56,37 @@ def _changes(storage_tier: Any, path: Any, hot_until: Any) -> dict[str, Any]:
     if hot_until is not UNSET:
         changes["hot_until"] = _ms(hot_until)
     changes["updated_at"] = now_ms()
+    if "storage_tier" in changes:
+        # A committed tier move ends any archival claim on the row.
+        changes["lease_owner"] = changes["lease_until"] = None
     return changes
+
+
+def _applied(before: PhysicalFile, changes: dict[str, Any]) -> PhysicalFile:
+    """Return a copy of ``before`` with ``changes`` applied (what the row now holds, without reading it)."""
+    after = copy.copy(before)
+    for name, value in changes.items():
+        setattr(after, name, value)
+    return after
+
+
+def _existing_paths(storage_tier: Any, paths: list[str]) -> set[str]:
+    """Return which of ``paths`` have a row in ``storage_tier``: one query per listing page."""
+    if connection.vendor != "postgresql":
+        return set(PhysicalFile.objects.filter(storage_tier=_tier(storage_tier), path__in=paths).values_list("path", flat=True))
+    # One array parameter instead of IN with a placeholder per path: building and binding a
+    # thousand placeholders cost more than the query itself (the orphan sweep's hot spot).
+    meta, quote = PhysicalFile._meta, connection.ops.quote_name
+    tier_sql = meta.get_field("storage_tier")._placeholder(connection)  # type: ignore[attr-defined]
+    path_col, tier_col = quote(meta.get_field("path").column), quote(meta.get_field("storage_tier").column)
+    sql = f"SELECT {path_col} FROM {quote(meta.db_table)} WHERE {tier_col} = {tier_sql} AND {path_col} = ANY(%s)"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_tier(storage_tier), list(paths)])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _where(id: FileId, expected_tier: Any, expected_path: str) -> Any:
+    return PhysicalFile.objects.filter(pk=id, storage_tier=_tier(expected_tier), path=expected_path)
 
 
 def _forget_names() -> None:
@@ -108,6 +140,27 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
                 signals.send_on_commit(signal, after, **extra)
         return after
 
+    def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        before = _where(id, expected_tier, expected_path).first()
+        if before is None:
+            return None
+        changes = _changes(storage_tier, path, hot_until)
+        # The UPDATE re-checks the location, so of two racing moves exactly one commits.
+        if not _where(id, expected_tier, expected_path).update(**changes):
+            return None
+        after = _applied(before, changes)
+        for signal, extra in _update_signals(before, after):
+            signals.send_on_commit(signal, after, **extra)
+        return after
+
     def delete(self, id: FileId) -> None:
         record = PhysicalFile.objects.filter(pk=id).first()
         if record is None:
@@ -124,7 +177,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         return list(PhysicalFile.objects.all())
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        return set(PhysicalFile.objects.filter(storage_tier=_tier(storage_tier), path__in=paths).values_list("path", flat=True))
+        return _existing_paths(storage_tier, paths)
 
 
 class DjangoORMAdapter(StorageAdapter):
@@ -153,6 +206,27 @@ class DjangoORMAdapter(StorageAdapter):
             await signal.asend(sender=PhysicalFile, file=after, **extra)
         return after
 
+    async def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        before = await _where(id, expected_tier, expected_path).afirst()
+        if before is None:
+            return None
+        changes = _changes(storage_tier, path, hot_until)
+        # The UPDATE re-checks the location, so of two racing moves exactly one commits.
+        if not await _where(id, expected_tier, expected_path).aupdate(**changes):
+            return None
+        after = _applied(before, changes)
+        for signal, extra in _update_signals(before, after):
+            await signal.asend(sender=PhysicalFile, file=after, **extra)
+        return after
+
     async def delete(self, id: FileId) -> None:
         record = await PhysicalFile.objects.filter(pk=id).afirst()
         if record is None:
@@ -169,5 +243,4 @@ class DjangoORMAdapter(StorageAdapter):
         return [f async for f in PhysicalFile.objects.all()]
 
     async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        qs = PhysicalFile.objects.filter(storage_tier=_tier(storage_tier), path__in=paths).values_list("path", flat=True)
-        return {p async for p in qs}
+        return await sync_to_async(_existing_paths)(storage_tier, paths)

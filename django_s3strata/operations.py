@@ -27,9 +27,9 @@ from django.utils import timezone
 from .conf import get_settings
 from .core import direct
 from .core.config import parse_tier
-from .core.exceptions import S3StrataError
+from .core.exceptions import ConflictError, S3StrataError
 from .core.keys import build_key, split_key
-from .core.types import OrphanObject, SetTierOptions, StorageTier
+from .core.types import OrphanObject, StorageTier
 from .models import PhysicalFile
 from .services import get_file_manager
 
@@ -131,10 +131,15 @@ def archive_expired(
             if record.storage_tier != StorageTier.HOT.value:
                 _release(record, owner)
                 return "skipped", record, None
-            moved = sync.set_tier(record, SetTierOptions(tier=StorageTier.COLD))
-            size = record.size if record.size is not None else moved.size  # learned from the verified copy
-            _release(record, owner, **({"size": size} if record.size is None and size is not None else {}))
-            return "moved", record, size
+            # The commit clears the lease; the source copy is deleted with the batch's others.
+            moved = sync.archive(record, stale)
+            if record.size is None and moved.size is not None:  # learned from the verified copy
+                PhysicalFile.objects.filter(pk=record.pk).update(size=moved.size)
+            return "moved", record, moved.size
+        except ConflictError:
+            # Someone else moved or deleted the row meanwhile: nothing to do here.
+            _release(record, owner)
+            return "skipped", record, None
         except Exception as exc:
             _release(record, owner)
             return "failed", record, exc
@@ -146,6 +151,7 @@ def archive_expired(
             batch = claim_expired(owner, room, lease_seconds, exclude={f["id"] for f in summary.failures})
             if not batch:
                 break
+            stale: list[str] = []
             for outcome, record, detail in pool.map(move, batch):
                 if outcome == "moved":
                     summary.moved += 1
@@ -157,6 +163,8 @@ def archive_expired(
                     summary.failures.append({"id": record.pk, "path": record.path, "error": str(detail)})
                     logger.error("s3strata: archiving file %s (%s) failed: %s", record.pk, record.path, detail)
                 progress(1)
+            # One DeleteObjects per 1,000 committed moves; a failure leaves orphans for the sweep.
+            sync.delete_stale(StorageTier.HOT, stale)
         _close_thread_connections(pool, concurrency)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(

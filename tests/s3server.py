@@ -50,6 +50,7 @@ class MotoS3Server:
         self._thread: threading.Thread | None = None
         self.host = "127.0.0.1"
         self.port = 0
+        self._client: Any = None
 
     def start(self) -> MotoS3Server:
         self._server = make_server(self.host, 0, self.middleware, threaded=True, request_handler=MotoRequestHandler)
@@ -70,6 +71,12 @@ class MotoS3Server:
         return f"http://{self.host}:{self.port}"
 
     def client(self) -> Any:
+        """Return this server's raw boto3 client (one per server: clients are thread-safe)."""
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def _new_client(self) -> Any:
         return boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,

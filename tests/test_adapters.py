@@ -81,3 +81,19 @@ def test_expired_all_delete_and_bulk_lookup(adapter: Face) -> None:
     assert adapter.find_by_id(expired.id) is None
     adapter.delete(expired.id)  # deleting twice is harmless
     assert len(adapter.find_all()) == 3
+
+
+def test_update_if_commits_only_at_the_expected_location(adapter: Face) -> None:
+    record = adapter.create(StorageTier.HOT, "g", "private/g", datetime.now(UTC))
+    assert adapter.update_if(record.id, StorageTier.HOT, "public/g", path="public/x") is None
+    assert adapter.update_if(record.id, StorageTier.COLD, "private/g", storage_tier=StorageTier.COLD) is None
+    assert adapter.find_by_id(record.id).path == "private/g"
+    moved = adapter.update_if(record.id, StorageTier.HOT, "private/g", storage_tier=StorageTier.COLD, hot_until=None)
+    assert (moved.storage_tier, moved.path, moved.hot_until) == ("COLD", "private/g", None)
+    found = adapter.find_by_id(record.id)
+    assert (found.storage_tier, found.path, found.hot_until) == ("COLD", "private/g", None)
+    # The second of two racing moves from the same place changes nothing.
+    assert adapter.update_if(record.id, StorageTier.HOT, "private/g", path="public/g") is None
+    assert adapter.find_by_id(record.id).path == "private/g"
+    adapter.delete(record.id)
+    assert adapter.update_if(record.id, StorageTier.COLD, "private/g", path="public/g") is None

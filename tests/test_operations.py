@@ -39,6 +39,26 @@ def test_archive_moves_expired_files_and_reports(s3strata_settings: Env) -> None
 
 
 @pytest.mark.django_db(transaction=True)
+def test_archive_makes_two_requests_a_file_and_deletes_sources_in_bulk(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    files = upload_expired(6)
+    store = get_file_manager().objectstore
+    sent: list[str] = []
+    for client in {id(c): c for c in (store.client("HOT"), store.client("COLD"))}.values():  # one when shared
+        client.meta.events.register("before-call.s3.*", lambda model, **kw: sent.append(model.name))
+    summary = operations.archive_expired(batch_size=4)
+    assert summary.moved == 6
+    # One endpoint: a HEAD of the source and a server-side copy whose reported MD5 verifies it.
+    # Two endpoints: a streamed copy, verified by the MD5 of the bytes read and a HEAD of the copy.
+    shared = env.config.hot is None
+    per_file = ["HeadObject", "CopyObject"] if shared else ["HeadObject", "GetObject", "PutObject", "HeadObject"]
+    # The sources go in one DeleteObjects per batch, after their rows are committed.
+    assert sorted(sent) == sorted(per_file * 6 + ["DeleteObjects"] * 2)
+    assert env.keys("HOT") == [] and env.keys("COLD") == sorted(f.path for f in files)
+    assert [env.read("COLD", f.path) for f in files] == [f"file {i}".encode() for i in range(6)]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_archive_limit_and_failures_are_reported(s3strata_settings: Env) -> None:
     env = s3strata_settings
     files = upload_expired(3)

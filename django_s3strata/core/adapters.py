@@ -61,6 +61,23 @@ class StorageAdapter(abc.ABC):
         """
         raise NotImplementedError
 
+    async def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        """Update as ``update`` does, only while the record is at (``expected_tier``, ``expected_path``).
+
+        Return the updated record, or None (changing nothing) when the record is gone or
+        somewhere else. Moves commit through it, so two racing moves of one file cannot both
+        win. The default raises NotImplementedError; FileManager then falls back to ``update``.
+        """
+        raise NotImplementedError
+
     def as_sync(self) -> SyncStorageAdapter:
         """Return the sync face of this adapter; the default runs each coroutine on a private loop."""
         return LoopBridgeAdapter(self)
@@ -97,6 +114,18 @@ class SyncStorageAdapter(abc.ABC):
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
         """Return which of ``paths`` have a record in ``storage_tier``; optional."""
+        raise NotImplementedError
+
+    def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        """Update only while the record is at (``expected_tier``, ``expected_path``), else return None; optional."""
         raise NotImplementedError
 
 
@@ -147,6 +176,19 @@ class LoopBridgeAdapter(SyncStorageAdapter):
         result: set[str] = self._call(method(storage_tier, paths))
         return result
 
+    def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        given = {k: v for k, v in (("storage_tier", storage_tier), ("path", path), ("hot_until", hot_until)) if v is not UNSET}
+        record: PhysicalFile | None = self._call(self.adapter.update_if(id, expected_tier, expected_path, **given))
+        return record
+
 
 class _InMemoryState:
     """Records of an InMemoryAdapter, guarded by a lock so both faces are thread-safe."""
@@ -186,14 +228,22 @@ class InMemorySyncAdapter(SyncStorageAdapter):
             record = self._state.files.get(_key(id))
             if record is None:
                 raise KeyError(f"No PhysicalFile with id {id!r}")
-            if storage_tier is not UNSET:
-                record.storage_tier = StorageTier(storage_tier)
-            if path is not UNSET:
-                record.path = path
-            if hot_until is not UNSET:
-                record.hot_until = hot_until
-            record.updated_at = datetime.now(UTC)
-            return _copy(record)
+            return _apply(record, storage_tier, path, hot_until)
+
+    def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        with self._state.lock:
+            record = self._state.files.get(_key(id))
+            if record is None or record.storage_tier != StorageTier(expected_tier) or record.path != expected_path:
+                return None
+            return _apply(record, storage_tier, path, hot_until)
 
     def delete(self, id: FileId) -> None:
         with self._state.lock:
@@ -241,6 +291,17 @@ class InMemoryAdapter(StorageAdapter):
     async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
         return self._sync.update(id, storage_tier=storage_tier, path=path, hot_until=hot_until)
 
+    async def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        return self._sync.update_if(id, expected_tier, expected_path, storage_tier=storage_tier, path=path, hot_until=hot_until)
+
     async def delete(self, id: FileId) -> None:
         self._sync.delete(id)
 
@@ -258,6 +319,17 @@ def _key(id: FileId) -> FileId:
     if isinstance(id, str) and id.isdigit():
         return int(id)
     return id
+
+
+def _apply(record: PhysicalFile, storage_tier: Any, path: Any, hot_until: Any) -> PhysicalFile:
+    if storage_tier is not UNSET:
+        record.storage_tier = StorageTier(storage_tier)
+    if path is not UNSET:
+        record.path = path
+    if hot_until is not UNSET:
+        record.hot_until = hot_until
+    record.updated_at = datetime.now(UTC)
+    return _copy(record)
 
 
 def _copy(record: PhysicalFile) -> PhysicalFile:

@@ -7,6 +7,7 @@
     ├── InvalidOptionError        (also ValueError) a bad tier, visibility, duration or expiry
     ├── InvalidKeyError           (also ValueError) a filename, path or key we refuse
     ├── FileTooLargeError         (also ValueError) data over ``max_file_size``
+    ├── ConflictError             the record moved on while a move was copying; nothing changed
     └── StorageError              an S3 request failed; names operation, tier, bucket, key
         ├── ObjectNotFoundError   (also FileNotFoundError) no such object
         ├── BucketNotFoundError   the tier's bucket does not exist
@@ -23,6 +24,7 @@ __all__ = [
     "AccessDeniedError",
     "BucketNotFoundError",
     "ConfigurationError",
+    "ConflictError",
     "FileTooLargeError",
     "InvalidKeyError",
     "InvalidOptionError",
@@ -65,6 +67,18 @@ class FileTooLargeError(S3StrataError, ValueError):
         super().__init__(
             f"File too large: {shown}, the limit is {limit:.0f} bytes "
             "(S3StrataAdvancedOptions.max_file_size). Nothing was stored."
+        )
+
+
+class ConflictError(S3StrataError):
+    """Another writer moved or deleted the record while this move was copying; this move changed nothing."""
+
+    def __init__(self, file_id: object, path: str) -> None:
+        self.file_id = file_id
+        self.path = path
+        super().__init__(
+            f"record {file_id!r} no longer points at {path!r}: another move or a delete committed first. "
+            "Nothing was changed by this move; read the record again and retry if still needed."
         )
 
 

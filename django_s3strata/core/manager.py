@@ -27,7 +27,7 @@ from typing import IO, Any, TypeVar, cast
 
 from .adapters import LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter, paths_of
 from .config import S3StrataConfig, parse_tier, parse_visibility
-from .exceptions import InvalidOptionError, S3StrataError
+from .exceptions import ConflictError, InvalidOptionError, S3StrataError
 from .keys import build_key, clean_filename, default_suffix, split_key, validate_suffix
 from .objectstore import DataSource, ObjectStore, content_disposition, guess_content_type
 from .types import (
@@ -181,8 +181,16 @@ class _Operations:
     # -- moves ---------------------------------------------------------------------
 
     def _move(
-        self, file: PhysicalFile, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, changes: dict[str, Any]
+        self,
+        file: PhysicalFile,
+        src: StorageTier,
+        src_key: str,
+        dst: StorageTier,
+        dst_key: str,
+        changes: dict[str, Any],
+        stale: list[str] | None = None,
     ) -> Op[PhysicalFile]:
+        """Copy, verify, commit, then delete the source (or append its key to ``stale`` for a bulk delete)."""
         source: ObjectInfo = yield _S3(self.store.require, (src, src_key))
         try:
             yield _S3(self.store.copy, (src, src_key, dst, dst_key), {"source": source})
@@ -191,16 +199,53 @@ class _Operations:
                 yield from self._discard(dst, dst_key, "the copy failed")
             raise
         try:
-            updated: PhysicalFile = yield _DB("update", (file.id,), changes)
+            try:
+                # Compare-and-set: commit only while the record is still where this move found it.
+                committed: PhysicalFile | None = yield _DB("update_if", (file.id, src, src_key), changes)
+            except NotImplementedError:
+                committed = yield _DB("update", (file.id,), changes)
         except BaseException:
             # The commit may or may not have happened: keep both copies; the sweep removes the stale one.
             logger.warning("s3strata: record %s not updated after copying %s to %s; both copies kept.", file.id, src_key, dst_key)
             raise
-        yield from self._discard(src, src_key, "stale source copy after a move")
+        if committed is None:
+            # Another move or a delete won the race: the source is theirs to handle; the copy is nobody's.
+            if (yield from self._no_record_at(dst, dst_key)):
+                yield from self._discard(dst, dst_key, "another writer moved the record first")
+            raise ConflictError(file.id, src_key)
+        if stale is not None:
+            stale.append(src_key)
+        else:
+            yield from self._discard(src, src_key, "stale source copy after a move")
         # Records that carry a size (the Django model does) learn it from the verified copy.
-        if getattr(updated, "size", False) is None:
-            updated.size = source.size  # type: ignore[attr-defined]
-        return updated
+        if getattr(committed, "size", False) is None:
+            committed.size = source.size  # type: ignore[attr-defined]
+        return committed
+
+    def archive(self, file: PhysicalFile, stale: list[str]) -> Op[PhysicalFile]:
+        """Move one expired HOT file to COLD, leaving its source key in ``stale`` for one bulk delete."""
+        current, visibility, suffix = self._location(file)
+        if current is StorageTier.COLD:
+            return file
+        new_key = build_key(self.store.tier(StorageTier.COLD), visibility, suffix)
+        changes: dict[str, Any] = {"storage_tier": StorageTier.COLD, "hot_until": None}
+        if new_key != file.path:
+            changes["path"] = new_key
+        return (yield from self._move(file, current, file.path, StorageTier.COLD, new_key, changes, stale))
+
+    def delete_stale(self, tier: StorageTier, keys: list[str]) -> Op[None]:
+        """Delete the stale source copies of committed moves in bulk; a failure leaves orphans for the sweep."""
+        if not keys:
+            return
+        try:
+            yield _S3(self.store.delete_many, (tier, keys))
+        except S3StrataError:
+            logger.warning(
+                "s3strata: could not delete %d stale source copies in %s; the orphan sweep will.",
+                len(keys),
+                tier.value,
+                exc_info=True,
+            )
 
     def set_visibility(self, file: PhysicalFile, options: SetVisibilityOptions) -> Op[PhysicalFile]:
         tier, current, suffix = self._location(file)
@@ -296,7 +341,7 @@ class _Operations:
         for t in tiers:
             bucket = self.store.tier(t).bucket
             for scan in self._scan_prefixes(t, prefix):
-                pages = self.store.iter_pages(t, scan)
+                pages = self.store.iter_pages(t, scan, read_ahead=True)
                 while (page := (yield _S3(_next_page, (pages,)))) is not None:
                     if not page:
                         continue
@@ -471,17 +516,20 @@ class FileManager:
         """Move every expired HOT file to COLD, a few at a time; return how many moved."""
         expired = await self.adapter.find_expired_hot_files()
         limit = asyncio.Semaphore(self.config.advanced.max_concurrency)
+        stale: list[str] = []
 
         async def archive(file: PhysicalFile) -> bool:
             async with limit:
                 try:
-                    await self.set_tier(file, SetTierOptions(tier=StorageTier.COLD))
+                    await self._run(self._ops.archive(file, stale))
                     return True
                 except Exception as exc:
                     _archive_failed(file, exc)
                     return False
 
-        return sum(await asyncio.gather(*(archive(f) for f in expired)))
+        moved = sum(await asyncio.gather(*(archive(f) for f in expired)))
+        await self._run(self._ops.delete_stale(StorageTier.HOT, stale))
+        return moved
 
     async def list_files(self) -> list[PhysicalFile]:
         """Return every record."""
@@ -547,7 +595,10 @@ class SyncFileManager:
                 if isinstance(step, _S3):
                     value = step.fn(*step.args, **step.kwargs)
                 else:
-                    value = getattr(self.adapter, step.method)(*step.args, **step.kwargs)
+                    method = getattr(self.adapter, step.method, None)
+                    if method is None:
+                        raise NotImplementedError(step.method)
+                    value = method(*step.args, **step.kwargs)
             except Exception as exc:
                 error = exc
 
@@ -586,10 +637,11 @@ class SyncFileManager:
     def archive_expired_hot_files(self) -> int:
         """Move every expired HOT file to COLD on a bounded thread pool; return how many moved."""
         expired = self.adapter.find_expired_hot_files()
+        stale: list[str] = []
 
         def archive(file: PhysicalFile) -> bool:
             try:
-                self.set_tier(file, SetTierOptions(tier=StorageTier.COLD))
+                self.archive(file, stale)
                 return True
             except Exception as exc:
                 _archive_failed(file, exc)
@@ -600,7 +652,17 @@ class SyncFileManager:
         with ThreadPoolExecutor(
             min(len(expired), self.manager.config.advanced.max_concurrency), thread_name_prefix="s3strata-archive"
         ) as pool:
-            return sum(pool.map(archive, expired))
+            moved = sum(pool.map(archive, expired))
+        self.delete_stale(StorageTier.HOT, stale)
+        return moved
+
+    def archive(self, file: PhysicalFile, stale: list[str]) -> PhysicalFile:
+        """Move one HOT file to COLD; its source key goes to ``stale`` for ``delete_stale`` (one bulk delete)."""
+        return self._run(self._ops.archive(file, stale))
+
+    def delete_stale(self, tier: StorageTier, keys: list[str]) -> None:
+        """Delete committed moves' source copies in bulk (a failure leaves orphans for the sweep)."""
+        self._run(self._ops.delete_stale(tier, keys))
 
     def list_files(self) -> list[PhysicalFile]:
         """Return every record."""

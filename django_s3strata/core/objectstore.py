@@ -14,6 +14,7 @@ import logging
 import math
 import mimetypes
 import os
+import queue
 import re
 import threading
 from collections.abc import Iterator
@@ -304,7 +305,6 @@ class ObjectStore:
         return self._clients[tier]
 
     def _build_clients(self) -> dict[StorageTier, S3Client]:
-        session = boto3.session.Session()
         adv = self.advanced
         clients: dict[StorageTier, S3Client] = {}
         for tier, resolved in self._tiers.items():
@@ -329,8 +329,7 @@ class ObjectStore:
                 response_checksum_validation=adv.response_checksum_validation,
                 tcp_keepalive=True,
             )
-            clients[tier] = session.client(
-                "s3",
+            clients[tier] = _new_client(
                 endpoint_url=resolved.endpoint_url,
                 aws_access_key_id=resolved.access_key,
                 aws_secret_access_key=resolved.secret_key,
@@ -453,8 +452,18 @@ class ObjectStore:
         with translate_errors("GetObject", r, key):
             self.client(tier).download_fileobj(r.bucket, key, fileobj, Config=self._transfer_config())
 
-    def iter_pages(self, tier: StorageTier, prefix: str | None = None, page_size: int = 1000) -> Iterator[list[S3Object]]:
-        """Yield the bucket listing of ``tier`` one page at a time."""
+    def iter_pages(
+        self, tier: StorageTier, prefix: str | None = None, page_size: int = 1000, *, read_ahead: bool = False
+    ) -> Iterator[list[S3Object]]:
+        """Yield the bucket listing of ``tier`` one page at a time.
+
+        With ``read_ahead``, a thread fetches the next page while the caller works on this one
+        (the orphan sweep's database check overlaps the listing); at most two pages are held.
+        """
+        pages = self._pages(tier, prefix, page_size)
+        return _read_ahead(pages) if read_ahead else pages
+
+    def _pages(self, tier: StorageTier, prefix: str | None, page_size: int) -> Iterator[list[S3Object]]:
         r = self._tiers[tier]
         params: dict[str, Any] = {"Bucket": r.bucket, "PaginationConfig": {"PageSize": page_size}}
         if prefix:
@@ -558,6 +567,30 @@ class ObjectStore:
         with translate_errors("DeleteObject", r, key):
             self.client(tier).delete_object(Bucket=r.bucket, Key=key)
 
+    def delete_many(self, tier: StorageTier, keys: list[str]) -> None:
+        """Delete ``keys`` with one DeleteObjects request per 1,000; raise StorageError naming any key S3 kept."""
+        r = self._tiers[tier]
+        failed: list[Any] = []
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            with translate_errors("DeleteObjects", r, chunk[0]):
+                resp = self.client(tier).delete_objects(
+                    Bucket=r.bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+                )
+            failed.extend(resp.get("Errors", []))
+        if failed:
+            first = failed[0]
+            raise StorageError(
+                f"{len(failed)} of {len(keys)} objects were not deleted; first: {first.get('Key')!r} "
+                f"({first.get('Code')}: {first.get('Message')}).",
+                operation="DeleteObjects",
+                tier=tier.value,
+                bucket=r.bucket,
+                key=str(first.get("Key")),
+                code=str(first.get("Code")),
+                transient=True,
+            )
+
     def copy(
         self, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, *, source: ObjectInfo | None = None
     ) -> ObjectInfo:
@@ -573,30 +606,40 @@ class ObjectStore:
         source = source or self.require(src, src_key)
         s, d = self._tiers[src], self._tiers[dst]
         streamed_md5: str | None = None
+        copy: ObjectInfo | None = None
         with translate_errors("CopyObject", d, dst_key):
             if s.same_location(d):
-                self._server_side_copy(s, src_key, d, dst_key, source)
+                copied_etag = self._server_side_copy(s, src_key, d, dst_key, source)
+                if copied_etag is not None and _plain_md5(source.etag) and copied_etag == source.etag:
+                    # S3 reports the copy's MD5 and it is the source's: the same bytes, so no HEAD is needed.
+                    copy = ObjectInfo(dst_key, source.size, copied_etag, None, source.content_type, d.storage_class)
             else:
                 streamed_md5 = self._streamed_copy(src, s, src_key, dst, d, dst_key, source)
-        copy = self.head(dst, dst_key)
+        if copy is None:
+            copy = self.head(dst, dst_key)
         self._verify(source, copy, streamed_md5, d, dst_key)
         assert copy is not None
         return copy
 
-    def _server_side_copy(self, s: ResolvedTier, src_key: str, d: ResolvedTier, dst_key: str, source: ObjectInfo) -> None:
+    def _server_side_copy(self, s: ResolvedTier, src_key: str, d: ResolvedTier, dst_key: str, source: ObjectInfo) -> str | None:
+        """Copy on the server; return the copy's ETag when S3 reports it (single CopyObject)."""
         client = self.client(d.tier)
         copy_source = {"Bucket": s.bucket, "Key": src_key}
         extra: dict[str, Any] = {}
         if d.storage_class:
             extra["StorageClass"] = d.storage_class
         if source.size <= MAX_SINGLE_COPY:
-            client.copy_object(Bucket=d.bucket, Key=dst_key, CopySource=copy_source, MetadataDirective="COPY", **extra)  # type: ignore[arg-type]
-            return
+            if source.etag:
+                # Copy exactly the version that was verified, not one written since.
+                extra["CopySourceIfMatch"] = f'"{source.etag}"'
+            resp = client.copy_object(Bucket=d.bucket, Key=dst_key, CopySource=copy_source, MetadataDirective="COPY", **extra)  # type: ignore[arg-type]
+            return _etag(resp.get("CopyObjectResult", {}).get("ETag"))
         part = max(self.advanced.multipart_chunksize, math.ceil(source.size / MAX_PARTS))
         cfg = self._transfer_config(chunksize=part, threshold=MAX_SINGLE_COPY)
         if source.content_type:
             extra["ContentType"] = source.content_type
         client.copy(copy_source, d.bucket, dst_key, ExtraArgs=extra, Config=cfg)  # type: ignore[arg-type]
+        return None
 
     def _streamed_copy(
         self, src: StorageTier, s: ResolvedTier, src_key: str, dst: StorageTier, d: ResolvedTier, dst_key: str, source: ObjectInfo
@@ -640,6 +683,63 @@ class ObjectStore:
         known = streamed_md5 if streamed_md5 is not None else (source.etag if _plain_md5(source.etag) else None)
         if known is not None and _plain_md5(copy.etag) and copy.etag != known:
             fail(f"the copy's ETag {copy.etag} differs from the source's MD5 {known}.")
+
+
+_END = object()
+
+
+def _read_ahead(pages: Iterator[list[S3Object]]) -> Iterator[list[S3Object]]:
+    """Yield ``pages`` while a thread fetches the next one; errors arrive in order; closing stops it."""
+    ready: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not offer((page, None)):
+                    return
+        except BaseException as exc:
+            offer((_END, exc))
+            return
+        offer((_END, None))
+
+    threading.Thread(target=fetch, name="s3strata-list", daemon=True).start()
+    try:
+        while True:
+            page, error = ready.get()
+            if page is _END:
+                if error is not None:
+                    raise error
+                return
+            yield page
+    finally:
+        stop.set()
+
+
+_session_lock = threading.Lock()
+_session: tuple[int, boto3.session.Session] | None = None
+
+
+def _new_client(**kwargs: Any) -> S3Client:
+    """Return a new S3 client from this process's one boto3 session.
+
+    A session loads botocore's service model once; a new session per client costs about
+    0.1 s each. Sessions are not thread-safe, so clients are made under a lock.
+    """
+    global _session
+    with _session_lock:
+        if _session is None or _session[0] != os.getpid():
+            _session = (os.getpid(), boto3.session.Session())
+        return _session[1].client("s3", **kwargs)
 
 
 def _remaining(stream: Any) -> int | None:

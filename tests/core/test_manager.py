@@ -14,6 +14,7 @@ import pytest
 
 from django_s3strata.core import (
     AdoptOrphanOptions,
+    ConflictError,
     DeleteOrphanOptions,
     FileManager,
     FileTooLargeError,
@@ -439,8 +440,9 @@ def test_failed_record_update_keeps_both_copies_and_sweep_converges(fm: Face, en
     async def aboom(*args: Any, **kwargs: Any) -> Any:
         boom()
 
-    monkeypatch.setattr(adapter, "update", aboom)
-    monkeypatch.setattr(sync_adapter, "update", boom)
+    for method in ("update", "update_if"):
+        monkeypatch.setattr(adapter, method, aboom)
+        monkeypatch.setattr(sync_adapter, method, boom)
     with pytest.raises(RuntimeError):
         fm.set_visibility(f, SetVisibilityOptions(visibility="PUBLIC"))
     monkeypatch.undo()
@@ -488,6 +490,30 @@ def test_move_of_missing_source_changes_nothing(fm: Face, env: Env) -> None:
         fm.set_tier(f, SetTierOptions(tier="COLD"))
     assert info.value.key == f.path and info.value.bucket == env.hot_bucket and info.value.tier == "HOT"
     assert fm.get_by_id(f.id).storage_tier == StorageTier.HOT
+
+
+def test_a_move_that_loses_a_race_changes_nothing(fm: Face, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = fm.upload(b"raced", UploadOptions(filename="r.bin"))
+    store = fm.manager.objectstore
+    real_copy = store.copy
+    racing: list[Any] = []
+
+    def copy_then_lose_the_race(*args: Any, **kwargs: Any) -> Any:
+        result = real_copy(*args, **kwargs)
+        if not racing:  # another writer makes the file public while this move is between copy and commit
+            racing.append(None)
+            racing[0] = fm.manager.sync.set_visibility(f, SetVisibilityOptions(visibility="PUBLIC"))
+        return result
+
+    monkeypatch.setattr(store, "copy", copy_then_lose_the_race)
+    with pytest.raises(ConflictError) as info:
+        fm.set_tier(f, SetTierOptions(tier="COLD"))
+    assert info.value.file_id == f.id and "another move" in str(info.value)
+    winner = fm.get_by_id(f.id)
+    assert (winner.storage_tier, winner.path) == (StorageTier.HOT, racing[0].path)
+    # The loser's copy is gone and the winner's object holds the bytes: nothing dangles, nothing is orphaned.
+    assert env.keys("HOT") == [winner.path] and env.keys("COLD") == []
+    assert env.read("HOT", winner.path) == b"raced"
 
 
 def test_failed_create_removes_the_uploaded_object(fm: Face, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

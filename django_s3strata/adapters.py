@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import signals
-from .core.adapters import StorageAdapter, SyncStorageAdapter
+from .core.adapters import Move, StorageAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, StorageTier
 from .models import PhysicalFile
 
@@ -47,7 +48,7 @@ def _new_row(storage_tier: Any, filename: str, path: str, hot_until: Any) -> dic
     }
 
 
-def _changes(storage_tier: Any, path: Any, hot_until: Any) -> dict[str, Any]:
+def _changes(storage_tier: Any, path: Any, hot_until: Any, now: datetime | None = None) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if storage_tier is not UNSET:
         changes["storage_tier"] = _tier(storage_tier)
@@ -55,7 +56,7 @@ def _changes(storage_tier: Any, path: Any, hot_until: Any) -> dict[str, Any]:
         changes["path"] = path
     if hot_until is not UNSET:
         changes["hot_until"] = _ms(hot_until)
-    changes["updated_at"] = now_ms()
+    changes["updated_at"] = now or now_ms()
     if "storage_tier" in changes:
         # A committed tier move ends any archival claim on the row.
         changes["lease_owner"] = changes["lease_until"] = None
@@ -161,6 +162,32 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
             signals.send_on_commit(signal, after, **extra)
         return after
 
+    def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        if not connection.features.has_select_for_update:
+            return [self.update_if(id, tier, path, **changes) for id, tier, path, changes in moves]
+        now = now_ms()
+        pk = PhysicalFile._meta.pk
+        out: list[PhysicalFile | None] = []
+        groups: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
+        with transaction.atomic():
+            # The rows stay locked until the commit, so checking their location here is race-free.
+            rows = PhysicalFile.objects.select_for_update().in_bulk([pk.to_python(m[0]) for m in moves])  # type: ignore[union-attr]
+            for id, tier, path, given in moves:
+                before = rows.get(pk.to_python(id))  # type: ignore[union-attr]
+                if before is None or before.storage_tier != _tier(tier) or before.path != path:
+                    out.append(None)
+                    continue
+                changes = _changes(*(given.get(k, UNSET) for k in ("storage_tier", "path", "hot_until")), now=now)
+                after = _applied(before, changes)
+                out.append(after)
+                groups[tuple(sorted(changes.items()))].append(before.pk)
+                for signal, extra in _update_signals(before, after):
+                    signals.send_on_commit(signal, after, **extra)
+            # One UPDATE for all rows that change alike (an archival batch: all of them).
+            for changes_key, ids in groups.items():
+                PhysicalFile.objects.filter(pk__in=ids).update(**dict(changes_key))
+        return out
+
     def delete(self, id: FileId) -> None:
         record = PhysicalFile.objects.filter(pk=id).first()
         if record is None:
@@ -226,6 +253,10 @@ class DjangoORMAdapter(StorageAdapter):
         for signal, extra in _update_signals(before, after):
             await signal.asend(sender=PhysicalFile, file=after, **extra)
         return after
+
+    async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        # One transaction with row locks: the sync face's, on the ORM's thread.
+        return await sync_to_async(self._sync.update_many_if)(moves)
 
     async def delete(self, id: FileId) -> None:
         record = await PhysicalFile.objects.filter(pk=id).afirst()

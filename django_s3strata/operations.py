@@ -126,24 +126,6 @@ def archive_expired(
     owner = _lease_owner()
     sync = get_file_manager().sync
 
-    def move(record: PhysicalFile) -> tuple[str, PhysicalFile, Any]:
-        try:
-            if record.storage_tier != StorageTier.HOT.value:
-                _release(record, owner)
-                return "skipped", record, None
-            # The commit clears the lease; the source copy is deleted with the batch's others.
-            moved = sync.archive(record, stale)
-            if record.size is None and moved.size is not None:  # learned from the verified copy
-                PhysicalFile.objects.filter(pk=record.pk).update(size=moved.size)
-            return "moved", record, moved.size
-        except ConflictError:
-            # Someone else moved or deleted the row meanwhile: nothing to do here.
-            _release(record, owner)
-            return "skipped", record, None
-        except Exception as exc:
-            _release(record, owner)
-            return "failed", record, exc
-
     with ThreadPoolExecutor(concurrency, thread_name_prefix="s3strata-archive") as pool:
         while limit is None or summary.moved + summary.failed + summary.skipped < limit:
             room = batch_size if limit is None else min(batch_size, limit - (summary.moved + summary.failed + summary.skipped))
@@ -151,20 +133,26 @@ def archive_expired(
             batch = claim_expired(owner, room, lease_seconds, exclude={f["id"] for f in summary.failures})
             if not batch:
                 break
-            stale: list[str] = []
-            for outcome, record, detail in pool.map(move, batch):
-                if outcome == "moved":
+            # Copies in parallel, then one commit for the batch (which clears the leases) and one bulk
+            # delete of the sources: a crash at any point leaves every row on an object that exists.
+            outcomes = sync.archive_files(batch, executor=pool)
+            unsized = {}
+            for record, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, PhysicalFile):
                     summary.moved += 1
-                    summary.bytes_moved += detail or 0
-                elif outcome == "skipped":
+                    summary.bytes_moved += outcome.size or 0
+                    if record.size is None and outcome.size is not None:  # learned from the verified copy
+                        unsized[record.pk] = outcome.size
+                elif outcome is None or isinstance(outcome, ConflictError):
+                    # Not HOT any more, or someone else moved or deleted it meanwhile: nothing to do here.
                     summary.skipped += 1
+                    _release(record, owner)
                 else:
                     summary.failed += 1
-                    summary.failures.append({"id": record.pk, "path": record.path, "error": str(detail)})
-                    logger.error("s3strata: archiving file %s (%s) failed: %s", record.pk, record.path, detail)
+                    summary.failures.append({"id": record.pk, "path": record.path, "error": str(outcome)})
+                    _release(record, owner)
                 progress(1)
-            # One DeleteObjects per 1,000 committed moves; a failure leaves orphans for the sweep.
-            sync.delete_stale(StorageTier.HOT, stale)
+            _record_sizes(unsized)
         _close_thread_connections(pool, concurrency)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
@@ -176,6 +164,15 @@ def archive_expired(
         summary.duration,
     )
     return summary
+
+
+def _record_sizes(sizes: dict[Any, int]) -> None:
+    """Store sizes learned during archival, one UPDATE per distinct size (small files often share one)."""
+    by_size: dict[int, list[Any]] = {}
+    for pk, size in sizes.items():
+        by_size.setdefault(size, []).append(pk)
+    for size, pks in by_size.items():
+        PhysicalFile.objects.filter(pk__in=pks).update(size=size)
 
 
 def _close_thread_connections(pool: ThreadPoolExecutor, size: int) -> None:

@@ -97,3 +97,24 @@ def test_update_if_commits_only_at_the_expected_location(adapter: Face) -> None:
     assert adapter.find_by_id(record.id).path == "private/g"
     adapter.delete(record.id)
     assert adapter.update_if(record.id, StorageTier.COLD, "private/g", path="public/g") is None
+
+
+def test_update_many_if_commits_each_row_still_in_place(adapter: Face) -> None:
+    a = adapter.create(StorageTier.HOT, "a", "private/a", datetime.now(UTC))
+    b = adapter.create(StorageTier.HOT, "b", "private/b", datetime.now(UTC))
+    c = adapter.create(StorageTier.HOT, "c", "private/c", None)
+    adapter.update(b.id, path="public/b")  # b moved on since it was read
+    cold = {"storage_tier": StorageTier.COLD, "hot_until": None}
+    moves = [
+        (a.id, StorageTier.HOT, "private/a", cold),
+        (b.id, StorageTier.HOT, "private/b", cold),
+        (c.id, StorageTier.HOT, "private/c", {"path": "public/c"}),
+        (999_999, StorageTier.HOT, "private/x", cold),
+    ]
+    done = adapter.update_many_if(moves)
+    assert [r is not None for r in done] == [True, False, True, False]
+    assert (done[0].storage_tier, done[0].hot_until, done[2].path) == ("COLD", None, "public/c")
+    found = {r.id: r for r in adapter.find_all()}
+    assert (found[a.id].storage_tier, found[a.id].path, found[a.id].hot_until) == ("COLD", "private/a", None)
+    assert (found[b.id].storage_tier, found[b.id].path) == ("HOT", "public/b")
+    assert (found[c.id].storage_tier, found[c.id].path) == ("HOT", "public/c")

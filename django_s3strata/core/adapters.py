@@ -12,9 +12,12 @@ from typing import Any, TypeVar
 
 from .types import UNSET, FileId, PhysicalFile, StorageTier
 
-__all__ = ["InMemoryAdapter", "LoopBridgeAdapter", "StorageAdapter", "SyncStorageAdapter"]
+__all__ = ["InMemoryAdapter", "LoopBridgeAdapter", "Move", "StorageAdapter", "SyncStorageAdapter"]
 
 T = TypeVar("T")
+
+#: One conditional update: (id, expected_tier, expected_path, changes as ``update`` takes them).
+Move = tuple[FileId, StorageTier, str, dict[str, Any]]
 
 
 class StorageAdapter(abc.ABC):
@@ -78,6 +81,14 @@ class StorageAdapter(abc.ABC):
         """
         raise NotImplementedError
 
+    async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        """Apply ``update_if`` to each (id, expected_tier, expected_path, changes), in one transaction if you can.
+
+        Return the updated record or None for each, in order. Archival commits a whole batch
+        through it. The default raises NotImplementedError; FileManager then commits one by one.
+        """
+        raise NotImplementedError
+
     def as_sync(self) -> SyncStorageAdapter:
         """Return the sync face of this adapter; the default runs each coroutine on a private loop."""
         return LoopBridgeAdapter(self)
@@ -126,6 +137,10 @@ class SyncStorageAdapter(abc.ABC):
         hot_until: Any = UNSET,
     ) -> PhysicalFile | None:
         """Update only while the record is at (``expected_tier``, ``expected_path``), else return None; optional."""
+        raise NotImplementedError
+
+    def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        """``update_if`` for each (id, expected_tier, expected_path, changes), in order; optional."""
         raise NotImplementedError
 
 
@@ -189,6 +204,13 @@ class LoopBridgeAdapter(SyncStorageAdapter):
         record: PhysicalFile | None = self._call(self.adapter.update_if(id, expected_tier, expected_path, **given))
         return record
 
+    def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        method = getattr(self.adapter, "update_many_if", None)
+        if method is None:
+            raise NotImplementedError
+        records: list[PhysicalFile | None] = self._call(method(moves))
+        return records
+
 
 class _InMemoryState:
     """Records of an InMemoryAdapter, guarded by a lock so both faces are thread-safe."""
@@ -244,6 +266,9 @@ class InMemorySyncAdapter(SyncStorageAdapter):
             if record is None or record.storage_tier != StorageTier(expected_tier) or record.path != expected_path:
                 return None
             return _apply(record, storage_tier, path, hot_until)
+
+    def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        return [self.update_if(id, tier, path, **changes) for id, tier, path, changes in moves]
 
     def delete(self, id: FileId) -> None:
         with self._state.lock:
@@ -301,6 +326,9 @@ class InMemoryAdapter(StorageAdapter):
         hot_until: Any = UNSET,
     ) -> PhysicalFile | None:
         return self._sync.update_if(id, expected_tier, expected_path, storage_tier=storage_tier, path=path, hot_until=hot_until)
+
+    async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        return self._sync.update_many_if(moves)
 
     async def delete(self, id: FileId) -> None:
         self._sync.delete(id)

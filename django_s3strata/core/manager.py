@@ -20,7 +20,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, TypeVar, cast
@@ -51,7 +51,7 @@ from .types import (
     UploadOptions,
 )
 
-__all__ = ["FileManager", "SyncFileManager"]
+__all__ = ["Copied", "FileManager", "SyncFileManager"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +76,19 @@ class _DB:
 
 
 Op = Generator[_S3 | _DB, Any, T]
+
+
+@dataclass
+class Copied:
+    """A verified copy waiting for its commit: the file, where it is and where it now also is."""
+
+    file: PhysicalFile
+    src: StorageTier
+    src_key: str
+    dst: StorageTier
+    dst_key: str
+    changes: dict[str, Any]
+    size: int
 
 
 def _advance(op: Op[Any], value: Any, error: BaseException | None) -> tuple[bool, Any]:
@@ -180,17 +193,10 @@ class _Operations:
 
     # -- moves ---------------------------------------------------------------------
 
-    def _move(
-        self,
-        file: PhysicalFile,
-        src: StorageTier,
-        src_key: str,
-        dst: StorageTier,
-        dst_key: str,
-        changes: dict[str, Any],
-        stale: list[str] | None = None,
-    ) -> Op[PhysicalFile]:
-        """Copy, verify, commit, then delete the source (or append its key to ``stale`` for a bulk delete)."""
+    def _copy(
+        self, file: PhysicalFile, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, changes: dict[str, Any]
+    ) -> Op[Copied]:
+        """Copy and verify; on failure remove the partial copy (unless a record points at it)."""
         source: ObjectInfo = yield _S3(self.store.require, (src, src_key))
         try:
             yield _S3(self.store.copy, (src, src_key, dst, dst_key), {"source": source})
@@ -198,40 +204,98 @@ class _Operations:
             if (yield from self._no_record_at(dst, dst_key, file.id)):
                 yield from self._discard(dst, dst_key, "the copy failed")
             raise
+        return Copied(file, src, src_key, dst, dst_key, changes, source.size)
+
+    def _commit(self, c: Copied) -> Op[PhysicalFile | None]:
+        """Commit one copy's new location; return None when the record moved on meanwhile."""
         try:
             try:
                 # Compare-and-set: commit only while the record is still where this move found it.
-                committed: PhysicalFile | None = yield _DB("update_if", (file.id, src, src_key), changes)
+                committed: PhysicalFile | None = yield _DB("update_if", (c.file.id, c.src, c.src_key), c.changes)
             except NotImplementedError:
-                committed = yield _DB("update", (file.id,), changes)
+                committed = yield _DB("update", (c.file.id,), c.changes)
         except BaseException:
             # The commit may or may not have happened: keep both copies; the sweep removes the stale one.
-            logger.warning("s3strata: record %s not updated after copying %s to %s; both copies kept.", file.id, src_key, dst_key)
+            logger.warning(
+                "s3strata: record %s not updated after copying %s to %s; both copies kept.", c.file.id, c.src_key, c.dst_key
+            )
             raise
-        if committed is None:
-            # Another move or a delete won the race: the source is theirs to handle; the copy is nobody's.
-            if (yield from self._no_record_at(dst, dst_key)):
-                yield from self._discard(dst, dst_key, "another writer moved the record first")
-            raise ConflictError(file.id, src_key)
-        if stale is not None:
-            stale.append(src_key)
-        else:
-            yield from self._discard(src, src_key, "stale source copy after a move")
-        # Records that carry a size (the Django model does) learn it from the verified copy.
-        if getattr(committed, "size", False) is None:
-            committed.size = source.size  # type: ignore[attr-defined]
         return committed
 
-    def archive(self, file: PhysicalFile, stale: list[str]) -> Op[PhysicalFile]:
-        """Move one expired HOT file to COLD, leaving its source key in ``stale`` for one bulk delete."""
+    def _settle(self, c: Copied, committed: PhysicalFile | None, stale: list[str] | None) -> Op[PhysicalFile]:
+        """After the commit: delete the source (or leave its key in ``stale``); after a lost race, the copy."""
+        if committed is None:
+            # Another move or a delete won the race: the source is theirs to handle; the copy is nobody's.
+            if (yield from self._no_record_at(c.dst, c.dst_key)):
+                yield from self._discard(c.dst, c.dst_key, "another writer moved the record first")
+            raise ConflictError(c.file.id, c.src_key)
+        if stale is not None:
+            stale.append(c.src_key)
+        else:
+            yield from self._discard(c.src, c.src_key, "stale source copy after a move")
+        # Records that carry a size (the Django model does) learn it from the verified copy.
+        if getattr(committed, "size", False) is None:
+            committed.size = c.size  # type: ignore[attr-defined]
+        return committed
+
+    def _move(
+        self, file: PhysicalFile, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, changes: dict[str, Any]
+    ) -> Op[PhysicalFile]:
+        """Copy, verify, commit, then delete the source."""
+        copied = yield from self._copy(file, src, src_key, dst, dst_key, changes)
+        committed = yield from self._commit(copied)
+        return (yield from self._settle(copied, committed, None))
+
+    # -- archival in batches: copy each, commit all at once, delete the sources at once ---------
+
+    def copy_for_archive(self, file: PhysicalFile) -> Op[Copied | None]:
+        """Copy one HOT file to COLD and verify it, uncommitted; None when it is not HOT."""
         current, visibility, suffix = self._location(file)
-        if current is StorageTier.COLD:
-            return file
+        if current is not StorageTier.HOT:
+            return None
         new_key = build_key(self.store.tier(StorageTier.COLD), visibility, suffix)
         changes: dict[str, Any] = {"storage_tier": StorageTier.COLD, "hot_until": None}
         if new_key != file.path:
             changes["path"] = new_key
-        return (yield from self._move(file, current, file.path, StorageTier.COLD, new_key, changes, stale))
+        return (yield from self._copy(file, current, file.path, StorageTier.COLD, new_key, changes))
+
+    def commit_archived(self, copied: list[Copied], stale: list[str]) -> Op[list[PhysicalFile | Exception]]:
+        """Commit verified copies with one ``update_many_if`` (else one by one); settle each; keep going past failures."""
+        if not copied:
+            return []
+        results: list[PhysicalFile | Exception | None]
+        try:
+            moves = [(c.file.id, c.src, c.src_key, c.changes) for c in copied]
+            results = list((yield _DB("update_many_if", (moves,))))
+        except NotImplementedError:
+            results = []
+            for c in copied:
+                try:
+                    results.append((yield from self._commit(c)))
+                except Exception as exc:
+                    results.append(exc)
+        except Exception as exc:
+            # Unknown whether the batch committed: every copy is kept; a re-run or the sweep converges.
+            logger.warning("s3strata: a batch of %d archived copies was not committed; all copies kept.", len(copied))
+            return [exc] * len(copied)
+        out: list[PhysicalFile | Exception] = []
+        for c, committed in zip(copied, results, strict=True):
+            if isinstance(committed, Exception):
+                out.append(committed)
+                continue
+            try:
+                out.append((yield from self._settle(c, committed, stale)))
+            except ConflictError as exc:
+                out.append(exc)
+        return out
+
+    def finish_archive(self, copies: list[Copied | Exception | None]) -> Op[list[PhysicalFile | Exception | None]]:
+        """Commit a batch's copies at once, then delete their sources at once; return each file's outcome."""
+        pending = [c for c in copies if isinstance(c, Copied)]
+        stale: list[str] = []
+        committed = iter((yield from self.commit_archived(pending, stale)))
+        yield from self.delete_stale(StorageTier.HOT, stale)
+        return [next(committed) if isinstance(c, Copied) else c for c in copies]
 
     def delete_stale(self, tier: StorageTier, keys: list[str]) -> Op[None]:
         """Delete the stale source copies of committed moves in bulk; a failure leaves orphans for the sweep."""
@@ -427,8 +491,14 @@ def _warn_cannot_clear(record: PhysicalFile) -> None:
     )
 
 
-def _archive_failed(file: PhysicalFile, exc: BaseException) -> None:
-    logger.error("s3strata: failed to archive file %s (%s): %s", file.id, file.path, exc, exc_info=exc)
+def _log_failures(files: list[PhysicalFile], outcomes: list[PhysicalFile | Exception | None]) -> None:
+    for file, outcome in zip(files, outcomes, strict=True):
+        if isinstance(outcome, Exception):
+            logger.error("s3strata: failed to archive file %s (%s): %s", file.id, file.path, outcome, exc_info=outcome)
+
+
+def _count_archived(outcomes: list[PhysicalFile | Exception | None]) -> int:
+    return sum(1 for o in outcomes if o is not None and not isinstance(o, Exception))
 
 
 class FileManager:
@@ -514,22 +584,8 @@ class FileManager:
 
     async def archive_expired_hot_files(self) -> int:
         """Move every expired HOT file to COLD, a few at a time; return how many moved."""
-        expired = await self.adapter.find_expired_hot_files()
-        limit = asyncio.Semaphore(self.config.advanced.max_concurrency)
-        stale: list[str] = []
-
-        async def archive(file: PhysicalFile) -> bool:
-            async with limit:
-                try:
-                    await self._run(self._ops.archive(file, stale))
-                    return True
-                except Exception as exc:
-                    _archive_failed(file, exc)
-                    return False
-
-        moved = sum(await asyncio.gather(*(archive(f) for f in expired)))
-        await self._run(self._ops.delete_stale(StorageTier.HOT, stale))
-        return moved
+        outcomes = await self.archive_files(await self.adapter.find_expired_hot_files())
+        return _count_archived(outcomes)
 
     async def list_files(self) -> list[PhysicalFile]:
         """Return every record."""
@@ -552,6 +608,26 @@ class FileManager:
         return await self._run(self._ops.adopt_orphan_objects(options))
 
     # -- beyond upstream -------------------------------------------------------------
+
+    async def archive_files(self, files: list[PhysicalFile]) -> list[PhysicalFile | Exception | None]:
+        """Move ``files`` to COLD as one batch: copies in parallel, one commit, one bulk delete of the sources.
+
+        Return an outcome per file: its updated record, an exception (``ConflictError`` when
+        another writer moved it first), or None when it was not HOT.
+        """
+        limit = asyncio.Semaphore(self.config.advanced.max_concurrency)
+
+        async def copy(file: PhysicalFile) -> Copied | Exception | None:
+            async with limit:
+                try:
+                    return await self._run(self._ops.copy_for_archive(file))
+                except Exception as exc:
+                    return exc
+
+        copies = list(await asyncio.gather(*(copy(f) for f in files)))
+        outcomes = await self._run(self._ops.finish_archive(copies))
+        _log_failures(files, outcomes)
+        return outcomes
 
     def visibility_of(self, file: PhysicalFile) -> FileVisibility:
         """Return the file's visibility, read from its path by its tier's configured prefixes."""
@@ -636,33 +712,28 @@ class SyncFileManager:
 
     def archive_expired_hot_files(self) -> int:
         """Move every expired HOT file to COLD on a bounded thread pool; return how many moved."""
-        expired = self.adapter.find_expired_hot_files()
-        stale: list[str] = []
+        return _count_archived(self.archive_files(self.adapter.find_expired_hot_files()))
 
-        def archive(file: PhysicalFile) -> bool:
+    def archive_files(self, files: list[PhysicalFile], executor: Executor | None = None) -> list[PhysicalFile | Exception | None]:
+        """Move ``files`` to COLD as one batch (copies on ``executor`` or a pool of its own); an outcome per file."""
+
+        def copy(file: PhysicalFile) -> Copied | Exception | None:
             try:
-                self.archive(file, stale)
-                return True
+                return self._run(self._ops.copy_for_archive(file))
             except Exception as exc:
-                _archive_failed(file, exc)
-                return False
+                return exc
 
-        if not expired:
-            return 0
-        with ThreadPoolExecutor(
-            min(len(expired), self.manager.config.advanced.max_concurrency), thread_name_prefix="s3strata-archive"
-        ) as pool:
-            moved = sum(pool.map(archive, expired))
-        self.delete_stale(StorageTier.HOT, stale)
-        return moved
-
-    def archive(self, file: PhysicalFile, stale: list[str]) -> PhysicalFile:
-        """Move one HOT file to COLD; its source key goes to ``stale`` for ``delete_stale`` (one bulk delete)."""
-        return self._run(self._ops.archive(file, stale))
-
-    def delete_stale(self, tier: StorageTier, keys: list[str]) -> None:
-        """Delete committed moves' source copies in bulk (a failure leaves orphans for the sweep)."""
-        self._run(self._ops.delete_stale(tier, keys))
+        if not files:
+            return []
+        if executor is not None:
+            copies = list(executor.map(copy, files))
+        else:
+            size = min(len(files), self.manager.config.advanced.max_concurrency)
+            with ThreadPoolExecutor(size, thread_name_prefix="s3strata-archive") as pool:
+                copies = list(pool.map(copy, files))
+        outcomes = self._run(self._ops.finish_archive(copies))
+        _log_failures(files, outcomes)
+        return outcomes
 
     def list_files(self) -> list[PhysicalFile]:
         """Return every record."""

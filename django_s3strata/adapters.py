@@ -111,6 +111,13 @@ def _update_signals(before: PhysicalFile, after: PhysicalFile) -> list[tuple[Any
     return sends
 
 
+def _has_listeners() -> bool:
+    """Return True when any tier or visibility signal has a receiver (else a batch skips building them)."""
+    return any(
+        s.has_listeners(PhysicalFile) for s in (signals.file_tier_changed, signals.file_archived, signals.file_visibility_changed)
+    )
+
+
 def _visibility(record: PhysicalFile) -> str | None:
     from .services import get_file_manager
 
@@ -164,28 +171,36 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
         if not connection.features.has_select_for_update:
-            return [self.update_if(id, tier, path, **changes) for id, tier, path, changes in moves]
+            return [self.update_if(r.id, r.storage_tier, r.path, **changes) for r, changes in moves]
         now = now_ms()
-        pk = PhysicalFile._meta.pk
         out: list[PhysicalFile | None] = []
         groups: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
+        send = _has_listeners()
         with transaction.atomic():
-            # The rows stay locked until the commit, so checking their location here is race-free.
-            rows = PhysicalFile.objects.select_for_update().in_bulk([pk.to_python(m[0]) for m in moves])  # type: ignore[union-attr]
-            for id, tier, path, given in moves:
-                before = rows.get(pk.to_python(id))  # type: ignore[union-attr]
-                if before is None or before.storage_tier != _tier(tier) or before.path != path:
+            # The rows stay locked until the commit, so checking their location here is race-free;
+            # only the location is read back: the records in hand are the rest.
+            pks = [r.pk for r, _ in moves]
+            where = PhysicalFile.objects.select_for_update().filter(pk__in=pks)
+            now_at = {
+                pk: (tier, path, until) for pk, tier, path, until in where.values_list("pk", "storage_tier", "path", "hot_until")
+            }
+            for record, given in moves:
+                found = now_at.get(record.pk)
+                if found is None or found[:2] != (_tier(record.storage_tier), record.path):
                     out.append(None)
                     continue
                 changes = _changes(*(given.get(k, UNSET) for k in ("storage_tier", "path", "hot_until")), now=now)
+                before = _applied(record, {"hot_until": found[2]})
                 after = _applied(before, changes)
                 out.append(after)
-                groups[tuple(sorted(changes.items()))].append(before.pk)
-                for signal, extra in _update_signals(before, after):
-                    signals.send_on_commit(signal, after, **extra)
+                groups[tuple(sorted(changes.items()))].append(record.pk)
+                if send:
+                    for signal, extra in _update_signals(before, after):
+                        signals.send_on_commit(signal, after, **extra)
             # One UPDATE for all rows that change alike (an archival batch: all of them).
             for changes_key, ids in groups.items():
                 PhysicalFile.objects.filter(pk__in=ids).update(**dict(changes_key))
+        _forget_names()
         return out
 
     def delete(self, id: FileId) -> None:

@@ -22,7 +22,7 @@ DJANGO_OPTIONS: dict[str, Any] = {
     "STORAGE_VISIBILITY": None,
     "STORAGE_HOT_DURATION": None,
     # Archival: rows claimed per transaction, parallel moves, and how long a claim lasts (seconds).
-    "ARCHIVE_BATCH_SIZE": 500,
+    "ARCHIVE_BATCH_SIZE": 200,
     "ARCHIVE_CONCURRENCY": 8,
     "ARCHIVE_LEASE_SECONDS": 1800,
     # Celery beat intervals in seconds (None leaves the entry out of the schedule).

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -126,33 +126,42 @@ def archive_expired(
     owner = _lease_owner()
     sync = get_file_manager().sync
 
+    def settle(batch: list[PhysicalFile], copying: list[Future[Any]]) -> None:
+        # One commit for the batch (which clears the leases) and one bulk delete of the sources.
+        outcomes = sync.finish_archive([f.result() for f in copying])
+        unsized = {}
+        for record, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, PhysicalFile):
+                summary.moved += 1
+                summary.bytes_moved += outcome.size or 0
+                if record.size is None and outcome.size is not None:  # learned from the verified copy
+                    unsized[record.pk] = outcome.size
+            elif outcome is None or isinstance(outcome, ConflictError):
+                # Not HOT any more, or someone else moved or deleted it meanwhile: nothing to do here.
+                summary.skipped += 1
+                _release(record, owner)
+            else:
+                summary.failed += 1
+                summary.failures.append({"id": record.pk, "path": record.path, "error": str(outcome)})
+                logger.error("s3strata: archiving file %s (%s) failed: %s", record.pk, record.path, outcome)
+                _release(record, owner)
+            progress(1)
+        _record_sizes(unsized)
+
     with ThreadPoolExecutor(concurrency, thread_name_prefix="s3strata-archive") as pool:
-        while limit is None or summary.moved + summary.failed + summary.skipped < limit:
-            room = batch_size if limit is None else min(batch_size, limit - (summary.moved + summary.failed + summary.skipped))
-            # Files that failed in this run wait for the next run.
-            batch = claim_expired(owner, room, lease_seconds, exclude={f["id"] for f in summary.failures})
+        pending: tuple[list[PhysicalFile], list[Future[Any]]] | None = None
+        while True:
+            done = summary.moved + summary.failed + summary.skipped + (len(pending[0]) if pending else 0)
+            room = batch_size if limit is None else min(batch_size, limit - done)
+            # Files that failed in this run wait for the next run (their rows are released, not excluded by lease).
+            batch = claim_expired(owner, room, lease_seconds, exclude={f["id"] for f in summary.failures}) if room > 0 else []
+            # Copy this batch while the previous one commits: the pool never waits for the database.
+            copying = [pool.submit(sync.copy_for_archive, record) for record in batch]
+            if pending is not None:
+                settle(*pending)
             if not batch:
                 break
-            # Copies in parallel, then one commit for the batch (which clears the leases) and one bulk
-            # delete of the sources: a crash at any point leaves every row on an object that exists.
-            outcomes = sync.archive_files(batch, executor=pool)
-            unsized = {}
-            for record, outcome in zip(batch, outcomes, strict=True):
-                if isinstance(outcome, PhysicalFile):
-                    summary.moved += 1
-                    summary.bytes_moved += outcome.size or 0
-                    if record.size is None and outcome.size is not None:  # learned from the verified copy
-                        unsized[record.pk] = outcome.size
-                elif outcome is None or isinstance(outcome, ConflictError):
-                    # Not HOT any more, or someone else moved or deleted it meanwhile: nothing to do here.
-                    summary.skipped += 1
-                    _release(record, owner)
-                else:
-                    summary.failed += 1
-                    summary.failures.append({"id": record.pk, "path": record.path, "error": str(outcome)})
-                    _release(record, owner)
-                progress(1)
-            _record_sizes(unsized)
+            pending = (batch, copying)
         _close_thread_connections(pool, concurrency)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,12 +106,9 @@ def test_update_many_if_commits_each_row_still_in_place(adapter: Face) -> None:
     c = adapter.create(StorageTier.HOT, "c", "private/c", None)
     adapter.update(b.id, path="public/b")  # b moved on since it was read
     cold = {"storage_tier": StorageTier.COLD, "hot_until": None}
-    moves = [
-        (a.id, StorageTier.HOT, "private/a", cold),
-        (b.id, StorageTier.HOT, "private/b", cold),
-        (c.id, StorageTier.HOT, "private/c", {"path": "public/c"}),
-        (999_999, StorageTier.HOT, "private/x", cold),
-    ]
+    gone = copy.copy(a)
+    gone.id = 999_999
+    moves = [(a, cold), (b, cold), (c, {"path": "public/c"}), (gone, cold)]
     done = adapter.update_many_if(moves)
     assert [r is not None for r in done] == [True, False, True, False]
     assert (done[0].storage_tier, done[0].hot_until, done[2].path) == ("COLD", None, "public/c")

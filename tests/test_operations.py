@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from django_s3strata import get_file_manager, operations
+from django_s3strata import get_file_manager, operations, signals
 from django_s3strata.core import UploadOptions
 from django_s3strata.models import PhysicalFile
 from tests.conftest import Env
@@ -28,8 +28,18 @@ def test_archive_moves_expired_files_and_reports(s3strata_settings: Env) -> None
     fresh = get_file_manager().sync.upload(b"fresh", UploadOptions(hot_duration=3600))
     dry = operations.archive_expired(dry_run=True)
     assert sorted(dry.would_move) == sorted(f.pk for f in files) and env.keys("COLD") == []
-    summary = operations.archive_expired(batch_size=2, concurrency=3)
+    archived: list[int] = []
+
+    def on_archived(sender: Any, file: PhysicalFile, **kw: Any) -> None:
+        archived.append(file.pk)
+
+    signals.file_archived.connect(on_archived)
+    try:
+        summary = operations.archive_expired(batch_size=2, concurrency=3)
+    finally:
+        signals.file_archived.disconnect(on_archived)
     assert (summary.moved, summary.skipped, summary.failed) == (5, 0, 0)
+    assert sorted(archived) == sorted(f.pk for f in files)  # one signal a file, sent after its batch committed
     assert summary.bytes_moved == sum(len(f"file {i}") for i in range(5))
     assert env.keys("COLD") == sorted(f.path for f in files) and env.keys("HOT") == [fresh.path]
     rows = PhysicalFile.objects.filter(pk__in=[f.pk for f in files])

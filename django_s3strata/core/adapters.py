@@ -16,8 +16,9 @@ __all__ = ["InMemoryAdapter", "LoopBridgeAdapter", "Move", "StorageAdapter", "Sy
 
 T = TypeVar("T")
 
-#: One conditional update: (id, expected_tier, expected_path, changes as ``update`` takes them).
-Move = tuple[FileId, StorageTier, str, dict[str, Any]]
+#: One conditional update: a record as read, and the changes (as ``update`` takes them) to commit on it
+#: while its row is still at the record's tier and path.
+Move = tuple[PhysicalFile, dict[str, Any]]
 
 
 class StorageAdapter(abc.ABC):
@@ -82,7 +83,7 @@ class StorageAdapter(abc.ABC):
         raise NotImplementedError
 
     async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        """Apply ``update_if`` to each (id, expected_tier, expected_path, changes), in one transaction if you can.
+        """Apply ``update_if`` to each (record, changes) at the record's tier and path, in one transaction if you can.
 
         Return the updated record or None for each, in order. Archival commits a whole batch
         through it. The default raises NotImplementedError; FileManager then commits one by one.
@@ -140,7 +141,7 @@ class SyncStorageAdapter(abc.ABC):
         raise NotImplementedError
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        """``update_if`` for each (id, expected_tier, expected_path, changes), in order; optional."""
+        """``update_if`` for each (record, changes) at the record's tier and path, in order; optional."""
         raise NotImplementedError
 
 
@@ -268,7 +269,7 @@ class InMemorySyncAdapter(SyncStorageAdapter):
             return _apply(record, storage_tier, path, hot_until)
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        return [self.update_if(id, tier, path, **changes) for id, tier, path, changes in moves]
+        return [self.update_if(r.id, StorageTier(r.storage_tier), r.path, **changes) for r, changes in moves]
 
     def delete(self, id: FileId) -> None:
         with self._state.lock:

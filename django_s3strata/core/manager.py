@@ -265,7 +265,7 @@ class _Operations:
             return []
         results: list[PhysicalFile | Exception | None]
         try:
-            moves = [(c.file.id, c.src, c.src_key, c.changes) for c in copied]
+            moves = [(c.file, c.changes) for c in copied]
             results = list((yield _DB("update_many_if", (moves,))))
         except NotImplementedError:
             results = []
@@ -715,25 +715,35 @@ class SyncFileManager:
         return _count_archived(self.archive_files(self.adapter.find_expired_hot_files()))
 
     def archive_files(self, files: list[PhysicalFile], executor: Executor | None = None) -> list[PhysicalFile | Exception | None]:
-        """Move ``files`` to COLD as one batch (copies on ``executor`` or a pool of its own); an outcome per file."""
+        """Move ``files`` to COLD as one batch (copies on ``executor`` or a pool of its own); an outcome per file.
 
-        def copy(file: PhysicalFile) -> Copied | Exception | None:
-            try:
-                return self._run(self._ops.copy_for_archive(file))
-            except Exception as exc:
-                return exc
-
+        The outcome is the updated record, an exception (``ConflictError`` when another writer
+        moved the file first), or None when it was not HOT.
+        """
         if not files:
             return []
         if executor is not None:
-            copies = list(executor.map(copy, files))
+            copies = list(executor.map(self.copy_for_archive, files))
         else:
             size = min(len(files), self.manager.config.advanced.max_concurrency)
             with ThreadPoolExecutor(size, thread_name_prefix="s3strata-archive") as pool:
-                copies = list(pool.map(copy, files))
-        outcomes = self._run(self._ops.finish_archive(copies))
+                copies = list(pool.map(self.copy_for_archive, files))
+        outcomes = self.finish_archive(copies)
         _log_failures(files, outcomes)
         return outcomes
+
+    # The two halves of archive_files, for callers that overlap one batch's commit with the next one's copies.
+
+    def copy_for_archive(self, file: PhysicalFile) -> Copied | Exception | None:
+        """Copy one HOT file to COLD and verify it, uncommitted; the error instead of raising; None if not HOT."""
+        try:
+            return self._run(self._ops.copy_for_archive(file))
+        except Exception as exc:
+            return exc
+
+    def finish_archive(self, copies: list[Copied | Exception | None]) -> list[PhysicalFile | Exception | None]:
+        """Commit the copies at once, delete their sources at once; return each one's outcome."""
+        return self._run(self._ops.finish_archive(copies))
 
     def list_files(self) -> list[PhysicalFile]:
         """Return every record."""

@@ -610,8 +610,9 @@ class ObjectStore:
         with translate_errors("CopyObject", d, dst_key):
             if s.same_location(d):
                 copied_etag = self._server_side_copy(s, src_key, d, dst_key, source)
-                if copied_etag is not None and _plain_md5(source.etag) and copied_etag == source.etag:
-                    # S3 reports the copy's MD5 and it is the source's: the same bytes, so no HEAD is needed.
+                # CopyObject was pinned to the source's ETag (CopySourceIfMatch) and succeeded: S3 copied
+                # exactly the version whose size we know. Where the ETag is an MD5, it must also match.
+                if copied_etag is not None and source.etag and (not _plain_md5(source.etag) or copied_etag == source.etag):
                     copy = ObjectInfo(dst_key, source.size, copied_etag, None, source.content_type, d.storage_class)
             else:
                 streamed_md5 = self._streamed_copy(src, s, src_key, dst, d, dst_key, source)

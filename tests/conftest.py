@@ -102,6 +102,30 @@ def env(request: pytest.FixtureRequest, moto_server: MotoS3Server, moto_server_b
     return make_env(request.param, moto_server, moto_server_b)
 
 
+def seed_expired(env: Env, n: int, folder: str) -> dict[str, bytes]:
+    """Put ``n`` small objects straight into HOT and their expired rows into the table; return {key: bytes}.
+
+    Much faster than ``n`` uploads, for tests about what happens to many files afterwards.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_s3strata.models import PhysicalFile
+
+    objects = {f"private/{folder}/{i:05d}-f.bin": f"file {i}".encode() for i in range(n)}
+    client = env.client("HOT")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: client.put_object(Bucket=env.hot_bucket, Key=kv[0], Body=kv[1]), objects.items()))
+    past = timezone.now() - timedelta(seconds=1)
+    PhysicalFile.objects.bulk_create(
+        PhysicalFile(storage_tier="HOT", filename=k.rsplit("/", 1)[1], path=k, hot_until=past, created_at=past, updated_at=past)
+        for k in objects
+    )
+    return objects
+
+
 @pytest.fixture
 def manager(env: Env) -> FileManager:
     return FileManager(env.config, InMemoryAdapter())

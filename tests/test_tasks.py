@@ -22,7 +22,7 @@ from django_s3strata import get_file_manager
 from django_s3strata.beat import beat_schedule
 from django_s3strata.core import ConfigurationError, StorageError, UploadOptions
 from django_s3strata.models import PhysicalFile
-from tests.conftest import Env
+from tests.conftest import Env, seed_expired
 
 
 def _redis_up() -> bool:
@@ -127,7 +127,7 @@ def test_four_workers_move_each_file_exactly_once(start_workers: Callable[..., A
     from django_s3strata.tasks import archive_expired_hot_files
 
     env = s3strata_settings
-    files = upload_expired(2000)
+    objects = seed_expired(env, 2000, "workers")
     start_workers(4)
     results = [archive_expired_hot_files.apply_async(kwargs={"batch_size": 50, "concurrency": 4}) for _ in range(8)]
     summaries = [r.get(timeout=600) for r in results]
@@ -143,7 +143,8 @@ def test_four_workers_move_each_file_exactly_once(start_workers: Callable[..., A
         cold.update(o["Key"] for o in page.get("Contents", []))
     assert cold == set(rows)  # every row points at an object, and no stray copy
     assert env.keys("HOT") == []
-    assert env.read("COLD", files[1234].path) == b"payload 1234"
+    key = sorted(objects)[1234]
+    assert env.read("COLD", key) == objects[key]
 
 
 @pytest.mark.django_db

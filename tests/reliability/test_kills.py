@@ -10,37 +10,20 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from django_s3strata import operations
 from django_s3strata.models import PhysicalFile
-from tests.conftest import Env
+from tests.conftest import Env, seed_expired
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = 1000
 KILLS = 10
 LEASE = 2  # seconds: a killed archiver's claims expire this soon
-
-
-def seed(env: Env, n: int) -> dict[str, str]:
-    """Put ``n`` small objects straight into HOT and their expired rows into the table; return {key: md5}."""
-    keys = {f"private/kill/{i:04d}-f.bin": f"file {i}".encode() for i in range(n)}
-    client = env.client("HOT")
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda kv: client.put_object(Bucket=env.hot_bucket, Key=kv[0], Body=kv[1]), keys.items()))
-    past = timezone.now() - timedelta(seconds=1)
-    PhysicalFile.objects.bulk_create(
-        PhysicalFile(storage_tier="HOT", filename=k.rsplit("/", 1)[1], path=k, hot_until=past, created_at=past, updated_at=past)
-        for k in keys
-    )
-    return {k: hashlib.md5(v, usedforsecurity=False).hexdigest() for k, v in keys.items()}
 
 
 def listing(env: Env, tier: str) -> dict[str, str]:
@@ -89,7 +72,7 @@ def test_archival_killed_at_random_moments_converges(s3strata_settings: Env, set
     if connection.vendor != "postgresql":
         pytest.skip("the archiver processes need a database they can share (PostgreSQL)")
     env = s3strata_settings
-    md5 = seed(env, FILES)
+    md5 = {k: hashlib.md5(v, usedforsecurity=False).hexdigest() for k, v in seed_expired(env, FILES, "kill").items()}
     rng = random.Random(8)
     killed_mid_run = 0
     parent = zygote(settings)

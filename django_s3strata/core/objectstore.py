@@ -51,8 +51,9 @@ logger = logging.getLogger(__name__)
 #: What ``upload`` accepts: bytes, a binary file-like object, or a filesystem path.
 DataSource = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | os.PathLike[str]
 
-#: CopyObject copies at most 5 GiB; larger objects are copied part by part (UploadPartCopy).
-MAX_SINGLE_COPY = 5 * 1024**3
+#: Above this size a server-side copy goes part by part (UploadPartCopy), the parts in parallel;
+#: CopyObject could copy up to 5 GiB, but one request copies much slower than parallel parts.
+PART_COPY_THRESHOLD = 64 * 1024**2
 MAX_PARTS = 10_000
 
 _URL_SAFE = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
@@ -596,7 +597,7 @@ class ObjectStore:
     ) -> ObjectInfo:
         """Copy an object and verify the copy; return the copy's HEAD.
 
-        Same location: server-side CopyObject (multipart UploadPartCopy above 5 GiB).
+        Same location: server-side CopyObject (UploadPartCopy in parallel parts above 64 MiB).
         Different endpoints: a streamed GET into a multipart upload, in bounded memory.
         On failure the source is untouched; the caller decides whether the destination
         (which another writer may have committed meanwhile) is a partial copy to remove.
@@ -629,14 +630,17 @@ class ObjectStore:
         extra: dict[str, Any] = {}
         if d.storage_class:
             extra["StorageClass"] = d.storage_class
-        if source.size <= MAX_SINGLE_COPY:
-            if source.etag:
-                # Copy exactly the version that was verified, not one written since.
-                extra["CopySourceIfMatch"] = f'"{source.etag}"'
+        if source.etag:
+            # Copy exactly the version that was verified, not one written since (every part, if in parts).
+            extra["CopySourceIfMatch"] = f'"{source.etag}"'
+        if source.size <= PART_COPY_THRESHOLD:
             resp = client.copy_object(Bucket=d.bucket, Key=dst_key, CopySource=copy_source, MetadataDirective="COPY", **extra)  # type: ignore[arg-type]
             return _etag(resp.get("CopyObjectResult", {}).get("ETag"))
+        # Large objects: parts copied in parallel on the server (UploadPartCopy), much faster than one
+        # CopyObject, and the only way above 5 GiB. s3transfer carries the metadata over from its own
+        # HEAD; the content type is also given, for s3transfer releases that do not.
         part = max(self.advanced.multipart_chunksize, math.ceil(source.size / MAX_PARTS))
-        cfg = self._transfer_config(chunksize=part, threshold=MAX_SINGLE_COPY)
+        cfg = self._transfer_config(chunksize=part, threshold=PART_COPY_THRESHOLD)
         if source.content_type:
             extra["ContentType"] = source.content_type
         client.copy(copy_source, d.bucket, dst_key, ExtraArgs=extra, Config=cfg)  # type: ignore[arg-type]

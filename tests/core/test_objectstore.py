@@ -65,18 +65,19 @@ def test_cold_storage_class_is_applied_on_archive(moto_server: Any) -> None:
     assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=direct.path)["StorageClass"] == "STANDARD_IA"
 
 
-def test_copies_above_the_single_copy_limit_go_part_by_part(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_copies_go_part_by_part_keeping_the_content_type(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     env: Env = make_env("shared", moto_server, moto_server)
-    monkeypatch.setattr(objectstore_module, "MAX_SINGLE_COPY", 6 * 1024 * 1024)  # stands in for 5 GiB
+    monkeypatch.setattr(objectstore_module, "PART_COPY_THRESHOLD", 6 * 1024 * 1024)  # stands in for 64 MiB
     fm = FileManager(env.config, InMemoryAdapter()).sync
     data = os.urandom(13 * 1024 * 1024)
-    f = fm.upload(data, UploadOptions(filename="v.bin"))
+    f = fm.upload(data, UploadOptions(filename="v.txt"))
     calls: list[str] = []
     client = fm.objectstore.client(StorageTier.COLD)
     client.meta.events.register("before-call.s3.*", lambda model, **kw: calls.append(model.name))
     cold = fm.set_tier(f, SetTierOptions(tier="COLD"))
-    assert "UploadPartCopy" in calls and "CopyObject" not in calls
+    assert calls.count("UploadPartCopy") == 2 and "CopyObject" not in calls
     assert env.read("COLD", cold.path) == data and env.keys("HOT") == []
+    assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=cold.path)["ContentType"] == "text/plain"
 
 
 def test_tiers_on_one_location_share_one_client_and_pickling_drops_clients() -> None:

@@ -640,7 +640,8 @@ class ObjectStore:
         # CopyObject, and the only way above 5 GiB. s3transfer carries the metadata over from its own
         # HEAD; the content type is also given, for s3transfer releases that do not.
         part = max(self.advanced.multipart_chunksize, math.ceil(source.size / MAX_PARTS))
-        cfg = self._transfer_config(chunksize=part, threshold=PART_COPY_THRESHOLD)
+        # Parts copied on the server cost the client no memory: as many in flight as connections allow.
+        cfg = self._transfer_config(chunksize=part, threshold=PART_COPY_THRESHOLD, concurrency=self.advanced.max_concurrency)
         if source.content_type:
             extra["ContentType"] = source.content_type
         client.copy(copy_source, d.bucket, dst_key, ExtraArgs=extra, Config=cfg)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from django_s3strata import get_file_manager, operations
-from django_s3strata.core import UploadOptions, exceptions
+from django_s3strata.core import UploadOptions
 from django_s3strata.models import PhysicalFile
 from tests.conftest import Env
 from tests.reliability.test_kills import listing
@@ -49,16 +49,8 @@ def wrong_rows(env: Env, md5: dict[str, str]) -> list[str]:
     return [f"{tier} {path}" for tier, path in rows if objects[tier].get(path) != md5[suffix(path)]]
 
 
-# Without a conditional commit, a visibility change and an archival racing on one row leave it at
-# (COLD, public/...) while the copy went to (COLD, private/...): a row pointing at nothing.
-RACE_FIXED = hasattr(exceptions, "ConflictError")
-
-
-@pytest.mark.xfail(
-    not RACE_FIXED,
-    strict=True,
-    reason="the move protocol commits with a plain update(), not a compare-and-set: racing moves can lose a row's object",
-)
+# Without the conditional commit (update_if), a visibility change and an archival racing on one row
+# left it at (COLD, public/...) while the copy went to (COLD, private/...): a row pointing at nothing.
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("env", ["shared"], indirect=True)
 def test_archival_visibility_and_sweeps_at_once_lose_nothing(s3strata_settings: Env, settings: Any) -> None:

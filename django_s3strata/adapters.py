@@ -15,6 +15,7 @@ from . import signals
 from .core.adapters import Move, StorageAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, StorageTier
 from .models import PhysicalFile
+from .querysets import pk_in
 
 __all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
 
@@ -180,7 +181,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
             # The rows stay locked until the commit, so checking their location here is race-free;
             # only the location is read back: the records in hand are the rest.
             pks = [r.pk for r, _ in moves]
-            where = PhysicalFile.objects.select_for_update().filter(pk__in=pks)
+            where = PhysicalFile.objects.select_for_update().filter(pk_in(pks))
             now_at = {
                 pk: (tier, path, until) for pk, tier, path, until in where.values_list("pk", "storage_tier", "path", "hot_until")
             }
@@ -199,7 +200,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
                         signals.send_on_commit(signal, after, **extra)
             # One UPDATE for all rows that change alike (an archival batch: all of them).
             for changes_key, ids in groups.items():
-                PhysicalFile.objects.filter(pk__in=ids).update(**dict(changes_key))
+                PhysicalFile.objects.filter(pk_in(ids)).update(**dict(changes_key))
         _forget_names()
         return out
 

@@ -15,7 +15,7 @@ from . import signals
 from .core.adapters import Move, StorageAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, StorageTier
 from .models import PhysicalFile
-from .querysets import pk_in
+from .querysets import in_array, pk_in
 
 __all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
 
@@ -72,19 +72,11 @@ def _applied(before: PhysicalFile, changes: dict[str, Any]) -> PhysicalFile:
     return after
 
 
-def _existing_paths(storage_tier: Any, paths: list[str]) -> set[str]:
-    """Return which of ``paths`` have a row in ``storage_tier``: one query per listing page."""
-    if connection.vendor != "postgresql":
-        return set(PhysicalFile.objects.filter(storage_tier=_tier(storage_tier), path__in=paths).values_list("path", flat=True))
-    # One array parameter instead of IN with a placeholder per path: building and binding a
-    # thousand placeholders cost more than the query itself (the orphan sweep's hot spot).
-    meta, quote = PhysicalFile._meta, connection.ops.quote_name
-    tier_sql = meta.get_field("storage_tier")._placeholder(connection)  # type: ignore[attr-defined]
-    path_col, tier_col = quote(meta.get_field("path").column), quote(meta.get_field("storage_tier").column)
-    sql = f"SELECT {path_col} FROM {quote(meta.db_table)} WHERE {tier_col} = {tier_sql} AND {path_col} = ANY(%s)"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_tier(storage_tier), list(paths)])
-        return {row[0] for row in cursor.fetchall()}
+def _existing_paths(storage_tier: Any, paths: list[str]) -> Any:
+    """Return the paths among ``paths`` that have a row in ``storage_tier``: one query per listing page."""
+    return PhysicalFile.objects.filter(in_array("path", paths, "text"), storage_tier=_tier(storage_tier)).values_list(
+        "path", flat=True
+    )
 
 
 def _where(id: FileId, expected_tier: Any, expected_path: str) -> Any:
@@ -110,13 +102,6 @@ def _update_signals(before: PhysicalFile, after: PhysicalFile) -> list[tuple[Any
         if old_vis != new_vis:
             sends.append((signals.file_visibility_changed, {"old_visibility": old_vis, "new_visibility": new_vis}))
     return sends
-
-
-def _has_listeners() -> bool:
-    """Return True when any tier or visibility signal has a receiver (else a batch skips building them)."""
-    return any(
-        s.has_listeners(PhysicalFile) for s in (signals.file_tier_changed, signals.file_archived, signals.file_visibility_changed)
-    )
 
 
 def _visibility(record: PhysicalFile) -> str | None:
@@ -176,7 +161,6 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         now = now_ms()
         out: list[PhysicalFile | None] = []
         groups: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
-        send = _has_listeners()
         with transaction.atomic():
             # The rows stay locked until the commit, so checking their location here is race-free;
             # only the location is read back: the records in hand are the rest.
@@ -195,13 +179,11 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
                 after = _applied(before, changes)
                 out.append(after)
                 groups[tuple(sorted(changes.items()))].append(record.pk)
-                if send:
-                    for signal, extra in _update_signals(before, after):
-                        signals.send_on_commit(signal, after, **extra)
+                for signal, extra in _update_signals(before, after):
+                    signals.send_on_commit(signal, after, **extra)
             # One UPDATE for all rows that change alike (an archival batch: all of them).
             for changes_key, ids in groups.items():
                 PhysicalFile.objects.filter(pk_in(ids)).update(**dict(changes_key))
-        _forget_names()
         return out
 
     def delete(self, id: FileId) -> None:
@@ -220,7 +202,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         return list(PhysicalFile.objects.all())
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        return _existing_paths(storage_tier, paths)
+        return set(_existing_paths(storage_tier, paths))
 
 
 class DjangoORMAdapter(StorageAdapter):
@@ -290,4 +272,4 @@ class DjangoORMAdapter(StorageAdapter):
         return [f async for f in PhysicalFile.objects.all()]
 
     async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        return await sync_to_async(_existing_paths)(storage_tier, paths)
+        return {p async for p in _existing_paths(storage_tier, paths)}

@@ -16,15 +16,21 @@ if TYPE_CHECKING:
     pass
 
 
-def pk_in(pks: list[Any]) -> Q:
-    """Return ``Q(pk__in=pks)``, on PostgreSQL with one array parameter instead of one per key.
+def in_array(field: str, values: list[Any], sql_type: str) -> Q:
+    """Return ``Q(<field>__in=values)``, on PostgreSQL with one array parameter instead of one per value.
 
-    Archival filters hundreds of rows by id per batch; binding a placeholder per id costs the
-    client more than the query costs the server.
+    Archival filters hundreds of rows by id per batch and the orphan sweep a thousand paths per
+    page; binding a placeholder per value costs the client more than the query costs the server.
     """
-    if connection.vendor == "postgresql" and pks:
-        return Q(pk__in=RawSQL("SELECT unnest(%s::bigint[])", (list(pks),)))
-    return Q(pk__in=pks)
+    if connection.vendor == "postgresql" and values:
+        # ``sql_type`` is one of this package's literals ("bigint", "text"); the values are a parameter.
+        return Q(**{f"{field}__in": RawSQL(f"SELECT unnest(%s::{sql_type}[])", (list(values),))})  # noqa: S611
+    return Q(**{f"{field}__in": values})
+
+
+def pk_in(pks: list[Any]) -> Q:
+    """Return ``Q(pk__in=pks)`` with one array parameter on PostgreSQL."""
+    return in_array("pk", pks, "bigint")
 
 
 def _visibility_q(visibility: FileVisibility) -> Q:

@@ -36,4 +36,6 @@ def send_on_commit(signal: Signal, file: Any, **extra: Any) -> None:
     """Send ``signal`` for ``file`` once the current transaction commits (at once outside one)."""
     from .models import PhysicalFile
 
-    transaction.on_commit(lambda: signal.send(sender=PhysicalFile, file=file, **extra))
+    # Nobody listening: skip the on-commit hook (an archival batch would register one per row).
+    if signal.has_listeners(PhysicalFile):
+        transaction.on_commit(lambda: signal.send(sender=PhysicalFile, file=file, **extra))

@@ -173,7 +173,8 @@ def case_urls(b: Bench) -> None:
                            requests={"ours": ours_req.take()}, downloads=True, signature_enforced=enforced))  # fmt: skip
     m = n * 10
     host, port = b.servers.endpoints[0]
-    ours = best_time(lambda: [store.public_url(StorageTier.HOT, f"public/{i}.txt") for i in range(m)], repeat=5)
+    hot_tier = StorageTier.HOT  # a local, as the raw side's host, port and bucket are (an Enum attribute costs 0.1 µs)
+    ours = best_time(lambda: [store.public_url(hot_tier, f"public/{i}.txt") for i in range(m)], repeat=5)
     raw = best_time(lambda: [f"http://{host}:{port}/{hot}/public/{i}.txt" for i in range(m)], repeat=5)
     public_peer = peer_storage(b.servers, hot, querystring_auth=False)
     theirs = best_time(lambda: [public_peer.url(f"public/{i}.txt") for i in range(m // 10)])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import string
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from django_s3strata.core import (
     FileManager,
@@ -38,6 +42,15 @@ def test_public_url_styles() -> None:
     cdn = offline(hot_public_base_url="https://cdn.example.com/assets/")
     assert cdn.public_url(StorageTier.HOT, "public/x y") == "https://cdn.example.com/assets/public/x%20y"
     assert cdn.public_url(StorageTier.COLD, "public/x") == "https://s3.example.com/cold/public/x"
+
+
+_STORE = offline()
+
+
+@given(st.text(st.sampled_from(string.printable) | st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40))
+def test_public_url_escapes_exactly_as_quote_does(key: str) -> None:
+    # The fast test that lets most keys skip quote() must never let through one that quote() changes.
+    assert _STORE.public_url(StorageTier.HOT, key) == "https://s3.example.com/hot/" + quote(key, safe="/")
 
 
 def test_presigned_url_is_built_offline_with_region_and_style() -> None:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from . import signals
 from .core.adapters import Move, StorageAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, StorageTier
+from .inserts import AsyncInserts, insert_one
 from .models import PhysicalFile
 from .querysets import in_array, pk_in
 
@@ -117,7 +118,8 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
     """Records as PhysicalFile rows, for sync callers: plain ORM calls, no event loop."""
 
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        record = PhysicalFile.objects.create(**_new_row(storage_tier, filename, path, hot_until))
+        # One prepared INSERT on this thread's own connection (see inserts.py).
+        record = insert_one(_new_row(storage_tier, filename, path, hot_until))
         signals.send_on_commit(signals.file_uploaded, record)
         return record
 
@@ -210,12 +212,14 @@ class DjangoORMAdapter(StorageAdapter):
 
     def __init__(self) -> None:
         self._sync = DjangoORMSyncAdapter()
+        self._inserts = AsyncInserts()
 
     def as_sync(self) -> SyncStorageAdapter:
         return self._sync
 
     async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        record = await PhysicalFile.objects.acreate(**_new_row(storage_tier, filename, path, hot_until))
+        # Rows created at the same moment by other tasks share one INSERT (see inserts.py).
+        record = await self._inserts.create(_new_row(storage_tier, filename, path, hot_until))
         # The async ORM autocommits (no transaction is open here): the row is committed.
         await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
         return record

@@ -116,3 +116,106 @@ def test_update_many_if_commits_each_row_still_in_place(adapter: Face) -> None:
     assert (found[a.id].storage_tier, found[a.id].path, found[a.id].hot_until) == ("COLD", "private/a", None)
     assert (found[b.id].storage_tier, found[b.id].path) == ("HOT", "public/b")
     assert (found[c.id].storage_tier, found[c.id].path) == ("HOT", "public/c")
+
+
+# -- concurrent async creates share INSERTs -------------------------------------------------------
+
+
+def _gather_creates(adapter: DjangoORMAdapter, names: list[str], until: Any = None) -> list[Any]:
+    async def run() -> list[Any]:
+        try:
+            return await asyncio.gather(
+                *(adapter.create(StorageTier.HOT, n, f"private/{n}", until) for n in names), return_exceptions=True
+            )
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    return asyncio.run(run())
+
+
+@ORM
+def test_concurrent_async_creates_share_inserts_and_each_gets_its_own_row() -> None:
+    from django_s3strata import inserts
+    from django_s3strata.models import PhysicalFile
+
+    batches: list[int] = []
+
+    def counted(rows: list[dict[str, Any]]) -> list[Any]:
+        batches.append(len(rows))
+        return inserts.insert_rows(rows)
+
+    adapter = DjangoORMAdapter()
+    adapter._inserts = inserts.AsyncInserts(counted)
+    names = [f"f{i}.bin" for i in range(40)]
+    records = _gather_creates(adapter, names)
+    assert sum(batches) == 40 and len(batches) < 40 and max(batches) > 1
+    rows = {r.pk: r for r in PhysicalFile.objects.all()}
+    assert len(rows) == 40
+    for name, record in zip(names, records, strict=True):
+        assert (record.filename, record.path) == (name, f"private/{name}")
+        assert (rows[record.pk].filename, rows[record.pk].path, rows[record.pk].storage_tier) == (name, f"private/{name}", "HOT")
+
+
+@ORM
+def test_a_bad_row_in_a_shared_insert_fails_alone() -> None:
+    from django.core.exceptions import ValidationError
+
+    from django_s3strata.models import PhysicalFile
+
+    adapter = DjangoORMAdapter()
+
+    async def run() -> list[Any]:
+        try:
+            good = [adapter.create(StorageTier.HOT, f"g{i}", f"private/g{i}", None) for i in range(10)]
+            bad = adapter.create(StorageTier.HOT, "bad", "private/bad", "not a date")  # type: ignore[arg-type]
+            return await asyncio.gather(*good[:5], bad, *good[5:], return_exceptions=True)
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    outcomes = asyncio.run(run())
+    assert isinstance(outcomes[5], ValidationError)
+    assert sorted(PhysicalFile.objects.values_list("path", flat=True)) == sorted(f"private/g{i}" for i in range(10))
+    assert all(o.pk is not None for i, o in enumerate(outcomes) if i != 5)
+
+
+@ORM
+def test_model_save_receivers_still_see_each_row() -> None:
+    from django.db.models.signals import post_save
+
+    from django_s3strata.models import PhysicalFile
+
+    seen: list[str] = []
+
+    def receiver(sender: Any, instance: PhysicalFile, created: bool, **kwargs: Any) -> None:
+        seen.append(instance.path)
+
+    post_save.connect(receiver, sender=PhysicalFile)
+    try:
+        _gather_creates(DjangoORMAdapter(), [f"s{i}" for i in range(8)])
+    finally:
+        post_save.disconnect(receiver, sender=PhysicalFile)
+    assert sorted(seen) == sorted(f"private/s{i}" for i in range(8))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_prepared_insert_writes_what_objects_create_writes() -> None:
+    from django.db import transaction
+
+    from django_s3strata.adapters import _new_row
+    from django_s3strata.inserts import insert_one
+    from django_s3strata.models import PhysicalFile
+
+    until = datetime.now(UTC) + timedelta(days=1)
+    ours = insert_one(_new_row(StorageTier.HOT, "ü a.pdf", "public/u-ü a.pdf", until))
+    theirs = PhysicalFile.objects.create(**_new_row(StorageTier.HOT, "ü a.pdf", "public/u-ü a.pdf", until))
+    assert ours.pk is not None and ours.pk != theirs.pk and not ours._state.adding
+    columns = [f.attname for f in PhysicalFile._meta.concrete_fields if f.attname not in ("id", "created_at", "updated_at")]
+    stored = {r["id"]: r for r in PhysicalFile.objects.values("id", *columns)}
+    assert {k: v for k, v in stored[ours.pk].items() if k != "id"} == {k: v for k, v in stored[theirs.pk].items() if k != "id"}
+    assert {c: getattr(ours, c) for c in columns} == {c: stored[ours.pk][c] for c in columns}
+    # Inside a transaction the row is the transaction's: a rollback takes it away.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        gone = insert_one(_new_row(StorageTier.COLD, "b", "private/b", None))
+        assert PhysicalFile.objects.filter(pk=gone.pk).exists()
+        raise RuntimeError
+    assert not PhysicalFile.objects.filter(pk=gone.pk).exists()

@@ -271,33 +271,54 @@ def case_archive(b: Bench, n: int) -> None:
     hot, cold = b.servers.bucket(), b.servers.bucket()
     manager = point(b.tiers(hot, cold, ARCHIVE_CONCURRENCY=THREADS))
     client = b.servers.client()
-    keys = [f"private/{uuid.uuid4()}-{i}.bin" for i in range(n)]
-    raw_keys = [f"raw/{i}.bin" for i in range(n)]
-    seed_objects(client, hot, keys + raw_keys, b"x" * 1024)
-    clear_rows()
-    seed_rows(keys, expired=True)
     ours_req = Requests().watch(*ours_clients(manager))
-    b.queries.take()
-    with Measure() as ours:
-        summary = operations.archive_expired()
-    counts, queries = ours_req.take(), b.queries.take()
-    assert summary.moved == n, summary
-    assert PhysicalFile.objects.filter(storage_tier="COLD").count() == n
+    raw_req = Requests().watch(client)
+    counted: dict[str, Any] = {}
+
+    def run_ours(r: int) -> Measure:
+        keys = [f"private/{uuid.uuid4()}-{r}-{i}.bin" for i in range(n)]
+        seed_objects(client, hot, keys, b"x" * 1024)
+        clear_rows()
+        seed_rows(keys, expired=True)
+        ours_req.take()
+        b.queries.take()
+        with Measure() as m:
+            summary = operations.archive_expired()
+        counted["ours"], counted["queries"] = ours_req.take(), b.queries.take()
+        assert summary.moved == n, summary
+        assert PhysicalFile.objects.filter(storage_tier="COLD").count() == n
+        return m
 
     def move(k: str) -> None:
         client.copy_object(Bucket=cold, Key=k, CopySource={"Bucket": hot, "Key": k})
         client.delete_object(Bucket=hot, Key=k)
 
-    raw_req = Requests().watch(client)
-    with pool(THREADS) as ex:
-        raw = timed(lambda: list(ex.map(move, raw_keys)))
-    raw_counts = raw_req.take()
+    def run_raw(r: int) -> Measure:
+        keys = [f"raw/{r}/{i}.bin" for i in range(n)]
+        seed_objects(client, hot, keys, b"x" * 1024)
+        raw_req.take()
+        with pool(THREADS) as ex:
+            m = timed(lambda: list(ex.map(move, keys)))
+        counted["boto3"] = raw_req.take()
+        return m
+
+    # Interleaved rounds, each side first in turn; the best of each counts (the machine drifts).
+    ours_runs: list[Measure] = []
+    raw_runs: list[Measure] = []
+    for r in range(b.args.repeat):
+        first, second = ((run_ours, ours_runs), (run_raw, raw_runs))[:: 1 if r % 2 == 0 else -1]
+        first[1].append(first[0](r))
+        second[1].append(second[0](r))
+    ours, raw = _merge(ours_runs), _merge(raw_runs)
+    counts, queries, raw_counts = counted["ours"], counted["queries"], counted["boto3"]
     left = client.list_objects_v2(Bucket=hot).get("KeyCount", 0)
     assert left == 0, f"{left} objects left in HOT"
     b.results.append(entry(f"archive {n:,} expired small files", "files/s", n / ours.seconds, n / raw.seconds, target=0.9,
                            memory={"ours": ours.memory_mib, "boto3": raw.memory_mib},
                            requests={"ours": counts, "boto3": raw_counts}, queries={"ours": queries},
-                           settings={"ARCHIVE_CONCURRENCY": THREADS, "ARCHIVE_BATCH_SIZE": "default"}))  # fmt: skip
+                           settings={"ARCHIVE_CONCURRENCY": THREADS, "ARCHIVE_BATCH_SIZE": "default"},
+                           ours_runs={"files/s": [n / m.seconds for m in ours_runs]},
+                           boto3_runs={"files/s": [n / m.seconds for m in raw_runs]}))  # fmt: skip
     clear_rows()
 
 

@@ -177,10 +177,13 @@ def archive_expired(
 
 
 def _record_sizes(sizes: dict[Any, int]) -> None:
-    """Store sizes learned during archival, one UPDATE per distinct size (small files often share one)."""
+    """Store sizes learned during archival: one UPDATE per size when few, else one ``bulk_update`` for all."""
     by_size: dict[int, list[Any]] = {}
     for pk, size in sizes.items():
         by_size.setdefault(size, []).append(pk)
+    if len(by_size) > 3:
+        PhysicalFile.objects.bulk_update([PhysicalFile(pk=pk, size=size) for pk, size in sizes.items()], ["size"])
+        return
     for size, pks in by_size.items():
         PhysicalFile.objects.filter(pk_in(pks)).update(size=size)
 

@@ -49,6 +49,18 @@ def test_archive_moves_expired_files_and_reports(s3strata_settings: Env) -> None
 
 
 @pytest.mark.django_db(transaction=True)
+def test_archive_records_each_file_its_own_size(s3strata_settings: Env, django_assert_max_num_queries: Any) -> None:
+    sync = get_file_manager().sync
+    files = [sync.upload(b"x" * (i * 3 + 1), UploadOptions(filename=f"s{i}.bin", hot_duration=0)) for i in range(8)]
+    assert set(PhysicalFile.objects.values_list("size", flat=True)) == {None}
+    # Eight different sizes cost one bulk UPDATE (3 queries with BEGIN and COMMIT), not one UPDATE each:
+    # with the claim (5), the empty claim that ends the run (3) and the batch's commit (4), 15 in all.
+    with django_assert_max_num_queries(15 + (0 if connection.features.has_select_for_update else 8 * 2)):
+        assert operations.archive_expired().moved == 8
+    assert dict(PhysicalFile.objects.values_list("pk", "size")) == {f.pk: i * 3 + 1 for i, f in enumerate(files)}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_archive_makes_two_requests_a_file_and_deletes_sources_in_bulk(
     s3strata_settings: Env, django_assert_max_num_queries: Any
 ) -> None:

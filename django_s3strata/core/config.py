@@ -76,6 +76,10 @@ class S3StrataAdvancedOptions:
     presign_content_disposition: ContentDisposition | None = None
     #: Parallel S3 requests per process: the thread pool and the HTTP connection pool size.
     max_concurrency: int = 16
+    #: Threads of the async API for steps that move a large body through this process (uploads over
+    #: 1 MiB, streamed copies between endpoints, downloads); None: one per core, at least 2. Hashing
+    #: and signing a body keeps a thread on a core, and more of them than cores stall the event loop.
+    async_bulk_concurrency: int | None = None
     #: Uploads and streamed copies above this size go multipart, in parts of ``multipart_chunksize``.
     multipart_threshold: int = 8 * 1024 * 1024
     multipart_chunksize: int = 8 * 1024 * 1024
@@ -105,8 +109,10 @@ class S3StrataAdvancedOptions:
             raise ConfigurationError(
                 f"max_file_size={self.max_file_size!r} is invalid: give a positive number of bytes (math.inf for no limit)."
             )
-        for name in ("max_concurrency", "max_attempts"):
+        for name in ("max_concurrency", "max_attempts", "async_bulk_concurrency"):
             value = getattr(self, name)
+            if name == "async_bulk_concurrency" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name}={value!r} is invalid: give a whole number of at least 1.")
         if self.multipart_chunksize < 5 * 1024 * 1024:

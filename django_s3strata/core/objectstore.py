@@ -607,6 +607,11 @@ class ObjectStore:
                 # exactly the version whose size we know. Where the ETag is an MD5, it must also match.
                 if copied_etag is not None and source.etag and (not _plain_md5(source.etag) or copied_etag == source.etag):
                     copy = ObjectInfo(dst_key, source.size, copied_etag, None, source.content_type, d.storage_class)
+                elif copied_etag is None and source.etag:
+                    # In parts: every UploadPartCopy was pinned to the source's ETag, the parts' ranges
+                    # cover exactly its size, and CompleteMultipartUpload succeeded, so the copy holds
+                    # exactly those bytes (its own ETag, of parts, could not be compared anyway).
+                    copy = ObjectInfo(dst_key, source.size, None, None, source.content_type, d.storage_class)
             else:
                 streamed_md5 = self._streamed_copy(src, s, src_key, dst, d, dst_key, source)
         if copy is None:

@@ -55,6 +55,26 @@ def test_concurrent_uploads_overlap_and_the_loop_keeps_ticking(slow_server: Moto
     assert sorted(env.keys("HOT")) == sorted(f.path for f in fm.adapter.files.values())
 
 
+def test_large_bodies_go_on_the_bulk_threads_small_ones_on_all(slow_server: MotoS3Server) -> None:
+    # Hashing and signing large bodies on many threads at once stalls the loop: they get their own few threads.
+    env = make_env("shared", slow_server, slow_server, async_bulk_concurrency=3)
+    fm = FileManager(env.config, InMemoryAdapter())
+    big = b"b" * (1024 * 1024 + 1)
+
+    async def burst(body: bytes, n: int) -> None:
+        slow_server.middleware.max_in_flight = 0
+        await asyncio.gather(*(fm.upload(body, UploadOptions(filename=f"{i}.bin")) for i in range(n)))
+
+    asyncio.run(burst(big, 6))
+    assert slow_server.middleware.max_in_flight == 3
+    asyncio.run(burst(b"small", 12))
+    assert slow_server.middleware.max_in_flight >= 10
+    # Every body landed (each read waits out the server's delay: one of each kind is enough).
+    files = sorted(fm.adapter.files.values(), key=lambda f: f.id)
+    assert sorted(env.keys("HOT")) == sorted(f.path for f in files) and len(files) == 18
+    assert (env.read("HOT", files[0].path), env.read("HOT", files[-1].path)) == (big, b"small")
+
+
 def test_get_url_needs_no_network_and_no_thread(slow_server: MotoS3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env("shared", slow_server, slow_server)
     fm = FileManager(env.config, InMemoryAdapter())

@@ -89,6 +89,8 @@ def test_large_copies_go_part_by_part_keeping_the_content_type(moto_server: Any,
     client.meta.events.register("before-call.s3.*", lambda model, **kw: calls.append(model.name))
     cold = fm.set_tier(f, SetTierOptions(tier="COLD"))
     assert calls.count("UploadPartCopy") == 2 and "CopyObject" not in calls
+    # The source's HEAD (ours, then s3transfer's); none of the copy: its pinned parts verify it.
+    assert calls.count("HeadObject") == 2
     assert env.read("COLD", cold.path) == data and env.keys("HOT") == []
     assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=cold.path)["ContentType"] == "text/plain"
 

@@ -52,7 +52,20 @@ if _postgres_reachable():
         }
     }
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    import tempfile
+
+    # A file, not ":memory:": the threads of a test get connections of their own (an in-memory
+    # database shared between threads locks whole tables), and Celery worker processes open it too.
+    _sqlite = os.path.join(tempfile.gettempdir(), f"s3strata-tests-{os.getpid()}.sqlite3")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": _sqlite,
+            # Writers queue for the lock (IMMEDIATE: taken at BEGIN) instead of failing at once.
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            "TEST": {"NAME": _sqlite},
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Replaced per test by the `s3strata_settings` fixture with a live S3 server's address.
 S3STRATA = {

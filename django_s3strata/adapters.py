@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from . import signals
 from .core.adapters import Move, StorageAdapter, SyncStorageAdapter
-from .core.types import UNSET, FileId, StorageTier
+from .core.types import UNSET, FileId, ObjectInfo, StorageTier
 from .inserts import AsyncInserts, insert_one
 from .models import PhysicalFile
 from .querysets import in_array, pk_in
@@ -37,10 +37,10 @@ def _tier(value: Any) -> str:
     return StorageTier(value).value
 
 
-def _new_row(storage_tier: Any, filename: str, path: str, hot_until: Any) -> dict[str, Any]:
+def _new_row(storage_tier: Any, filename: str, path: str, hot_until: Any, stored: ObjectInfo | None = None) -> dict[str, Any]:
     # Both timestamps explicitly: a table shared with Prisma has no database default for updated_at.
     now = now_ms()
-    return {
+    row = {
         "storage_tier": _tier(storage_tier),
         "filename": filename,
         "path": path,
@@ -48,6 +48,9 @@ def _new_row(storage_tier: Any, filename: str, path: str, hot_until: Any) -> dic
         "created_at": now,
         "updated_at": now,
     }
+    if stored is not None:
+        row.update(size=stored.size, etag=stored.etag, content_type=stored.content_type)
+    return row
 
 
 def _changes(storage_tier: Any, path: Any, hot_until: Any, now: datetime | None = None) -> dict[str, Any]:
@@ -120,6 +123,13 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
         # One prepared INSERT on this thread's own connection (see inserts.py).
         record = insert_one(_new_row(storage_tier, filename, path, hot_until))
+        signals.send_on_commit(signals.file_uploaded, record)
+        return record
+
+    def create_stored(
+        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
+    ) -> PhysicalFile:
+        record = insert_one(_new_row(storage_tier, filename, path, hot_until, stored))
         signals.send_on_commit(signals.file_uploaded, record)
         return record
 
@@ -221,6 +231,13 @@ class DjangoORMAdapter(StorageAdapter):
         # Rows created at the same moment by other tasks share one INSERT (see inserts.py).
         record = await self._inserts.create(_new_row(storage_tier, filename, path, hot_until))
         # The async ORM autocommits (no transaction is open here): the row is committed.
+        await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
+        return record
+
+    async def create_stored(
+        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
+    ) -> PhysicalFile:
+        record = await self._inserts.create(_new_row(storage_tier, filename, path, hot_until, stored))
         await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
         return record
 

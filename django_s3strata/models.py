@@ -92,6 +92,8 @@ class PhysicalFile(models.Model):
     # Beyond s3strata's schema, nullable so rows written by s3strata-ts stay valid.
     size = models.BigIntegerField(_("size"), null=True, blank=True)
     content_type = models.TextField(_("content type"), null=True, blank=True)
+    # The ETag S3 gave the object when it was stored: moves copy pinned to it without a HEAD first.
+    etag = models.TextField(_("ETag"), null=True, blank=True, editable=False)
     # An archival worker's claim: no other worker moves the file until ``lease_until``.
     lease_owner = models.TextField(_("lease owner"), null=True, blank=True, editable=False)
     lease_until = models.DateTimeField(_("lease until"), null=True, blank=True, editable=False)

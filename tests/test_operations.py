@@ -52,7 +52,8 @@ def test_archive_moves_expired_files_and_reports(s3strata_settings: Env) -> None
 def test_archive_records_each_file_its_own_size(s3strata_settings: Env, django_assert_max_num_queries: Any) -> None:
     sync = get_file_manager().sync
     files = [sync.upload(b"x" * (i * 3 + 1), UploadOptions(filename=f"s{i}.bin", hot_duration=0)) for i in range(8)]
-    assert set(PhysicalFile.objects.values_list("size", flat=True)) == {None}
+    PhysicalFile.objects.update(size=None, etag=None)  # rows as s3strata-ts writes them: nothing known
+
     # Eight different sizes cost one bulk UPDATE (3 queries with BEGIN and COMMIT), not one UPDATE each:
     # with the claim (5), the empty claim that ends the run (3) and the batch's commit (4), 15 in all.
     with django_assert_max_num_queries(15 + (0 if connection.features.has_select_for_update else 8 * 2)):
@@ -61,12 +62,15 @@ def test_archive_records_each_file_its_own_size(s3strata_settings: Env, django_a
 
 
 @pytest.mark.django_db(transaction=True)
-def test_archive_makes_two_requests_a_file_and_deletes_sources_in_bulk(
-    s3strata_settings: Env, django_assert_max_num_queries: Any
+@pytest.mark.parametrize("recorded", [True, False], ids=["size-and-etag-recorded", "nothing-recorded"])
+def test_archive_requests_per_file_and_sources_deleted_in_bulk(
+    s3strata_settings: Env, django_assert_max_num_queries: Any, recorded: bool
 ) -> None:
     env = s3strata_settings
     files = upload_expired(6)
-    PhysicalFile.objects.update(size=7)  # sizes known: nothing to learn
+    assert all(r.size == 6 and r.etag for r in PhysicalFile.objects.all())  # what the upload stored
+    if not recorded:
+        PhysicalFile.objects.update(size=7, etag=None)  # a size but no ETag: the object is read first
     store = get_file_manager().objectstore
     sent: list[str] = []
     for client in {id(c): c for c in (store.client("HOT"), store.client("COLD"))}.values():  # one when shared
@@ -79,14 +83,30 @@ def test_archive_makes_two_requests_a_file_and_deletes_sources_in_bulk(
     with django_assert_max_num_queries(2 * 9 + 3 if batched else 2 * 5 + 3 + 6 * 2):
         summary = operations.archive_expired(batch_size=4)
     assert summary.moved == 6
-    # One endpoint: a HEAD of the source and a server-side copy whose reported MD5 verifies it.
-    # Two endpoints: a streamed copy, verified by the MD5 of the bytes read and a HEAD of the copy.
+    # One endpoint: a server-side copy pinned to the recorded ETag (else to a HEAD's), whose reported MD5
+    # verifies it. Two endpoints: a streamed copy pinned the same way, verified by the MD5 of the bytes
+    # read and a HEAD of the copy.
     shared = env.config.hot is None
-    per_file = ["HeadObject", "CopyObject"] if shared else ["HeadObject", "GetObject", "PutObject", "HeadObject"]
+    per_file = ["CopyObject"] if shared else ["GetObject", "PutObject", "HeadObject"]
+    if not recorded:
+        per_file = ["HeadObject", *per_file]
     # The sources go in one DeleteObjects per batch, after their rows are committed.
     assert sorted(sent) == sorted(per_file * 6 + ["DeleteObjects"] * 2)
     assert env.keys("HOT") == [] and env.keys("COLD") == sorted(f.path for f in files)
     assert [env.read("COLD", f.path) for f in files] == [f"file {i}".encode() for i in range(6)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_that_no_longer_describes_its_object_is_read_first(s3strata_settings: Env) -> None:
+    # Overwritten behind our back: the copy pinned to the recorded ETag is refused, the HEAD path copies
+    # what is there now, and nothing is lost.
+    env = s3strata_settings
+    files = upload_expired(3)
+    env.put("HOT", files[1].path, b"rewritten elsewhere, longer than before")
+    summary = operations.archive_expired()
+    assert (summary.moved, summary.failed) == (3, 0)
+    assert env.keys("HOT") == [] and env.read("COLD", files[1].path) == b"rewritten elsewhere, longer than before"
+    assert [env.read("COLD", f.path) for f in (files[0], files[2])] == [b"file 0", b"file 2"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from .types import UNSET, FileId, PhysicalFile, StorageTier
+from .types import UNSET, FileId, ObjectInfo, PhysicalFile, StorageTier
 
 __all__ = ["InMemoryAdapter", "LoopBridgeAdapter", "Move", "StorageAdapter", "SyncStorageAdapter"]
 
@@ -62,6 +62,17 @@ class StorageAdapter(abc.ABC):
         """Return which of ``paths`` have a record in ``storage_tier`` (one query per page of a listing).
 
         The default raises NotImplementedError; FileManager then falls back to one ``find_all``.
+        """
+        raise NotImplementedError
+
+    async def create_stored(
+        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
+    ) -> PhysicalFile:
+        """Create a record as ``create`` does, for the object just stored; ``stored`` is what S3 answered.
+
+        An adapter whose records keep ``size`` and ``etag`` (the Django model does) lets later
+        moves copy without reading the object first: the copy is pinned to the recorded ETag and
+        verified against it. The default raises NotImplementedError; FileManager then calls ``create``.
         """
         raise NotImplementedError
 
@@ -126,6 +137,12 @@ class SyncStorageAdapter(abc.ABC):
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
         """Return which of ``paths`` have a record in ``storage_tier``; optional."""
+        raise NotImplementedError
+
+    def create_stored(
+        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
+    ) -> PhysicalFile:
+        """``create``, for the object just stored, with what S3 answered (size, ETag); optional."""
         raise NotImplementedError
 
     def update_if(
@@ -211,6 +228,15 @@ class LoopBridgeAdapter(SyncStorageAdapter):
             raise NotImplementedError
         records: list[PhysicalFile | None] = self._call(method(moves))
         return records
+
+    def create_stored(
+        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
+    ) -> PhysicalFile:
+        method = getattr(self.adapter, "create_stored", None)
+        if method is None:
+            raise NotImplementedError
+        record: PhysicalFile = self._call(method(storage_tier, filename, path, hot_until, stored))
+        return record
 
 
 class _InMemoryState:

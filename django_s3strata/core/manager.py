@@ -27,9 +27,9 @@ from typing import IO, Any, TypeVar, cast
 
 from .adapters import LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter, paths_of
 from .config import S3StrataAdvancedOptions, S3StrataConfig, parse_tier, parse_visibility
-from .exceptions import ConflictError, InvalidOptionError, S3StrataError
+from .exceptions import ConflictError, InvalidOptionError, S3StrataError, VerificationError
 from .keys import build_key, clean_filename, default_suffix, split_key, validate_suffix
-from .objectstore import DataSource, ObjectStore, content_disposition, guess_content_type
+from .objectstore import PART_COPY_THRESHOLD, DataSource, ObjectStore, content_disposition, guess_content_type
 from .types import (
     AdoptOrphanOptions,
     AdoptOrphanResult,
@@ -81,6 +81,20 @@ def _bulk_threads(advanced: S3StrataAdvancedOptions) -> int:
     if advanced.async_bulk_concurrency is not None:
         return advanced.async_bulk_concurrency
     return max(2, min(advanced.max_concurrency, os.cpu_count() or 1))
+
+
+#: What S3 answers a copy pinned to a recorded ETag when the object is no longer that version.
+_STALE_RECORD = {"PreconditionFailed", "412", "NoSuchKey", "404", "NotFound"}
+
+
+def _recorded_source(file: PhysicalFile, key: str) -> ObjectInfo | None:
+    """Return the object as the record knows it (records with ``size`` and ``etag``), or None."""
+    size, etag = getattr(file, "size", None), getattr(file, "etag", None)
+    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(etag, str) or not etag:
+        return None
+    if size > PART_COPY_THRESHOLD:
+        return None  # a copy in parts reads the object's metadata anyway
+    return ObjectInfo(key, size, etag, None, getattr(file, "content_type", None), None)
 
 
 def _payload_size(data: Any) -> int | None:
@@ -207,17 +221,21 @@ class _Operations:
         key = build_key(self.store.tier(tier), visibility, suffix)
         content_type = o.content_type or guess_content_type(filename)
         size = _payload_size(data)
-        yield _S3(
+        stored: ObjectInfo = yield _S3(
             self.store.put,
             (tier, key, data),
             {"content_type": content_type, "max_size": self.advanced.max_file_size},
             bulk=size is None or size > BULK_BYTES,
         )
         hot_until = _now() + timedelta(seconds=duration) if tier is StorageTier.HOT and duration is not None else None
+        fields = {"storage_tier": tier, "filename": filename, "path": key, "hot_until": hot_until}
+        record: PhysicalFile
         try:
-            record: PhysicalFile = yield _DB(
-                "create", (), {"storage_tier": tier, "filename": filename, "path": key, "hot_until": hot_until}
-            )
+            try:
+                # Adapters that keep the size and ETag let later moves skip reading the object first.
+                record = yield _DB("create_stored", (), {**fields, "stored": stored})
+            except NotImplementedError:
+                record = yield _DB("create", (), fields)
         except BaseException:
             # Only remove the object when no record can be pointing at it (a create may commit and still raise).
             if (yield from self._no_record_at(tier, key)):
@@ -231,6 +249,21 @@ class _Operations:
         self, file: PhysicalFile, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, changes: dict[str, Any]
     ) -> Op[Copied]:
         """Copy and verify; on failure remove the partial copy (unless a record points at it)."""
+        recorded = _recorded_source(file, src_key)
+        if recorded is not None:
+            # The record knows the object's size and ETag: copy pinned to that ETag, no HEAD first.
+            # If the object changed or went away since, S3 refuses the copy and the HEAD path below runs.
+            try:
+                bulk = recorded.size > BULK_BYTES and not self.store.tier(src).same_location(self.store.tier(dst))
+                yield _S3(self.store.copy, (src, src_key, dst, dst_key), {"source": recorded}, bulk=bulk)
+                return Copied(file, src, src_key, dst, dst_key, changes, recorded.size)
+            except S3StrataError as exc:
+                stale = isinstance(exc, VerificationError) or getattr(exc, "code", None) in _STALE_RECORD
+                if not stale:
+                    if (yield from self._no_record_at(dst, dst_key, file.id)):
+                        yield from self._discard(dst, dst_key, "the copy failed")
+                    raise
+                logger.info("s3strata: %s is not the object its record describes (%s); reading it first.", src_key, exc)
         source: ObjectInfo = yield _S3(self.store.require, (src, src_key))
         try:
             streamed = not self.store.tier(src).same_location(self.store.tier(dst))

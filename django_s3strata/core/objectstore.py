@@ -504,8 +504,11 @@ class ObjectStore:
         *,
         content_type: str | None = None,
         max_size: float = math.inf,
-    ) -> int:
-        """Store ``data`` at ``key``, streaming (multipart above the threshold); return its size.
+    ) -> ObjectInfo:
+        """Store ``data`` at ``key``, streaming (multipart above the threshold); return what S3 answered.
+
+        The ETag is known when the object went in one PutObject (s3transfer does not report a
+        multipart upload's); the size always.
 
         ``max_size`` is checked before any byte is sent when the size is known, and while
         reading otherwise (an unfinished multipart upload is then aborted).
@@ -514,16 +517,20 @@ class ObjectStore:
         client = self.client(tier)
         extra = self._write_args(r, content_type)
         threshold = self.advanced.multipart_threshold
+
+        def stored(size: int, etag: Any) -> ObjectInfo:
+            return ObjectInfo(key, size, _etag(etag), None, extra.get("ContentType"), r.storage_class)
+
         with translate_errors("PutObject", r, key):
             if isinstance(data, bytes | bytearray | memoryview):
                 size = len(data)
                 if size > max_size:
                     raise FileTooLargeError(size, max_size)
                 if size <= threshold:
-                    client.put_object(Bucket=r.bucket, Key=key, Body=bytes(data), **extra)
-                else:
-                    client.upload_fileobj(io.BytesIO(data), r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
-                return size
+                    resp = client.put_object(Bucket=r.bucket, Key=key, Body=bytes(data), **extra)
+                    return stored(size, resp.get("ETag"))
+                client.upload_fileobj(io.BytesIO(data), r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
+                return stored(size, None)
             if isinstance(cast(object, data), str):
                 raise InvalidOptionError("upload() got a str: pass bytes for content, or a pathlib.Path for a file on disk.")
             if isinstance(data, os.PathLike):
@@ -533,10 +540,12 @@ class ObjectStore:
                     raise FileTooLargeError(size, max_size)
                 if size <= threshold:
                     with open(path, "rb") as fh:
-                        client.put_object(Bucket=r.bucket, Key=key, Body=fh, **extra)
-                else:
-                    client.upload_file(path, r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
-                return size
+                        resp = client.put_object(Bucket=r.bucket, Key=key, Body=fh, **extra)
+                    return stored(size, resp.get("ETag"))
+                # Parts are read from the file as they are sent: memory stays small at boto3's 10 in flight.
+                cfg = self._transfer_config(concurrency=min(self.advanced.max_concurrency, 10))
+                client.upload_file(path, r.bucket, key, ExtraArgs=extra, Config=cfg)
+                return stored(size, None)
             if not hasattr(data, "read"):
                 raise InvalidOptionError(
                     f"upload() cannot read a {type(data).__name__}: pass bytes, a binary file object or a pathlib.Path."
@@ -548,11 +557,11 @@ class ObjectStore:
                 body: object = data.read()
                 if not isinstance(body, bytes):
                     raise InvalidOptionError("upload() got a text stream: open the file in binary mode ('rb').")
-                client.put_object(Bucket=r.bucket, Key=key, Body=body, **extra)
-                return len(body)
+                resp = client.put_object(Bucket=r.bucket, Key=key, Body=body, **extra)
+                return stored(len(body), resp.get("ETag"))
             reader = _LimitedReader(data, max_size)
             client.upload_fileobj(cast("IO[bytes]", reader), r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
-            return reader.count
+            return stored(reader.count, None)
 
     def delete(self, tier: StorageTier, key: str) -> None:
         """Delete ``key``; deleting a missing object is not an error (S3's semantics)."""

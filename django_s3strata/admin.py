@@ -389,7 +389,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 if action == "delete":
                     store.delete(tier, key)
                 else:
-                    operations.adopt_object(tier, key, info.size, info.content_type)
+                    operations.adopt_object(tier, key, info.size, info.content_type, etag=info.etag)
                 done += 1
             except Exception as exc:
                 failed += 1

@@ -59,7 +59,7 @@ def _insert_sql(using: str) -> str | None:
         if conn.features.can_return_columns_from_insert:
             quote = conn.ops.quote_name
             placeholders = ", ".join(f._placeholder(conn) if hasattr(f, "_placeholder") else "%s" for f in _FIELDS)
-            returning, _ = conn.ops.return_insert_columns([PhysicalFile._meta.pk])
+            returning = f"RETURNING {quote(PhysicalFile._meta.pk.column)}"  # PostgreSQL, SQLite 3.35+, MariaDB
             table, columns = quote(PhysicalFile._meta.db_table), ", ".join(quote(f.column) for f in _FIELDS)
             # Names come from the model's own metadata, quoted by the backend; values are parameters.
             sql = f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) {returning}"  # noqa: S608

@@ -8,6 +8,7 @@ expire, and the next run converges.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -29,7 +30,7 @@ from .core import direct
 from .core.config import parse_tier
 from .core.exceptions import ConflictError, S3StrataError
 from .core.keys import build_key, split_key
-from .core.types import OrphanObject, StorageTier
+from .core.types import ObjectInfo, OrphanObject, StorageTier
 from .models import PhysicalFile
 from .querysets import pk_in
 from .services import get_file_manager
@@ -230,10 +231,21 @@ def adopt_object(
     *,
     filename: str | None = None,
     hot_until: datetime | None = None,
+    etag: str | None = None,
 ) -> PhysicalFile:
-    """Create the row for an existing object (filename: the key's last segment unless given) and return it."""
+    """Create the row for an existing object (filename: the key's last segment unless given) and return it.
+
+    With its size (and ETag, from a listing or a HEAD) the row is written in one INSERT, and a later
+    move can copy it without reading it first.
+    """
     name = filename or key.rsplit("/", 1)[-1]
-    record: PhysicalFile = get_file_manager().sync.adapter.create(tier, name, key, hot_until)
+    adapter = get_file_manager().sync.adapter
+    if size is not None:
+        stored = ObjectInfo(key, size, etag.strip('"') if etag else None, None, content_type)
+        with contextlib.suppress(NotImplementedError):
+            created: PhysicalFile = adapter.create_stored(tier, name, key, hot_until, stored)
+            return created
+    record: PhysicalFile = adapter.create(tier, name, key, hot_until)
     PhysicalFile.objects.filter(pk=record.pk).update(size=size, content_type=content_type)
     record.size, record.content_type = size, content_type
     return record
@@ -271,7 +283,7 @@ def sweep_orphans(
                 summary.deleted += 1
                 action = "deleted"
             elif mode == "adopt" and not dry_run:
-                adopt_object(orphan.tier, orphan.key, orphan.size)
+                adopt_object(orphan.tier, orphan.key, orphan.size, etag=orphan.etag)
                 summary.adopted += 1
                 action = "adopted"
         except Exception as exc:

@@ -269,7 +269,9 @@ def finalize_upload(request: Any, token: Any) -> PhysicalFile:
     hot_until = timezone.now() + timedelta(seconds=seconds) if tier is StorageTier.HOT and seconds is not None else None
     from .operations import adopt_object
 
-    record = adopt_object(tier, key, info.size, info.content_type or ticket["c"], filename=ticket["f"], hot_until=hot_until)
+    record = adopt_object(
+        tier, key, info.size, info.content_type or ticket["c"], filename=ticket["f"], hot_until=hot_until, etag=info.etag
+    )
     # Two finalizes of one ticket can race past the check above: both keep the oldest row, and the
     # other's creator removes its row only (the object is shared, so it must stay).
     first = PhysicalFile.objects.filter(storage_tier=tier.value, path=key).order_by("pk").first()

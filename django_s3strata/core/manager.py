@@ -29,7 +29,7 @@ from .adapters import LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter, pat
 from .config import S3StrataAdvancedOptions, S3StrataConfig, parse_tier, parse_visibility
 from .exceptions import ConflictError, InvalidOptionError, S3StrataError, VerificationError
 from .keys import build_key, clean_filename, default_suffix, split_key, validate_suffix
-from .objectstore import PART_COPY_THRESHOLD, DataSource, ObjectStore, content_disposition, guess_content_type
+from .objectstore import PART_COPY_THRESHOLD, DataSource, ObjectStore, _plain_md5, content_disposition, guess_content_type
 from .types import (
     AdoptOrphanOptions,
     AdoptOrphanResult,
@@ -90,7 +90,10 @@ _STALE_RECORD = {"PreconditionFailed", "412", "NoSuchKey", "404", "NotFound"}
 def _recorded_source(file: PhysicalFile, key: str) -> ObjectInfo | None:
     """Return the object as the record knows it (records with ``size`` and ``etag``), or None."""
     size, etag = getattr(file, "size", None), getattr(file, "etag", None)
-    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(etag, str) or not etag:
+    if not isinstance(size, int) or isinstance(size, bool) or not isinstance(etag, str):
+        return None
+    if not _plain_md5(etag):
+        # Only an MD5 lets the copy's own ETag prove it, even on a server that ignores CopySourceIfMatch.
         return None
     if size > PART_COPY_THRESHOLD:
         return None  # a copy in parts reads the object's metadata anyway

@@ -12,10 +12,11 @@ from tests.conftest import Env
 from tests.faults import FaultProxy, Faults
 from tests.s3server import ACCESS_KEY, SECRET_KEY, MotoS3Server
 
-#: Short enough that a stalled answer costs well under a second; one attempt, so each fault is felt.
-FAST = {"max_attempts": 1, "read_timeout": 0.4, "connect_timeout": 1.0, "orphan_grace_period": 0}
-#: How long a stalled answer is withheld: past the client's read timeout.
-STALL = 0.8
+#: One attempt, so each fault is felt; a read timeout short enough that a stall costs a second, and
+#: long enough that an answer slowed by a loaded machine (both tox environments at once) is no stall.
+FAST = {"max_attempts": 1, "read_timeout": 1.0, "connect_timeout": 1.0, "orphan_grace_period": 0}
+#: How long a stalled answer is withheld: well past the client's read timeout.
+STALL = 2.0
 
 
 @pytest.fixture(scope="session")

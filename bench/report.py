@@ -125,23 +125,29 @@ def plots(sweeps: dict[str, Any], out: pathlib.Path, meta: dict[str, Any]) -> li
     out.mkdir(parents=True, exist_ok=True)
     written: list[pathlib.Path] = []
     subtitle = f"{meta['server']}, {meta['database']}, {meta['cores']} cores, {meta['date']}"
+
+    def finish(fig: Any, ax: Any, ticks: list[Any], xlabel: str, ylabel: str, title: str, name: str) -> pathlib.Path:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title}\n{subtitle}", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        return out / name
+
     up = sweeps.get("uploads_by_threads")
     if up:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         ax.plot(up["threads"], up["ours"], "o-", label="django-s3strata (sync API, Django ORM)")
         ax.plot(up["threads"], up["ours_core"], "s--", label="django-s3strata core (no database)")
         ax.plot(up["threads"], up["boto3"], "^-", label="raw boto3 put_object")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(up["threads"], [str(t) for t in up["threads"]])
-        ax.set_xlabel("threads")
-        ax.set_ylabel("files/s")
-        ax.set_title(f"{up['files']} uploads of 4 KiB\n{subtitle}", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out / "bench-throughput.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(
+            finish(fig, ax, up["threads"], "threads", "files/s", f"{up['files']} uploads of 4 KiB", "bench-throughput.png")
+        )
     mem = sweeps.get("memory_by_size")
     if mem:
         sizes = [p["mib"] for p in mem]
@@ -151,15 +157,9 @@ def plots(sweeps: dict[str, Any], out: pathlib.Path, meta: dict[str, Any]) -> li
         ax.plot(sizes, [p["cross"]["ours"] for p in mem], "s-", label="move across endpoints: django-s3strata")
         ax.plot(sizes, [p["cross"]["boto3"] for p in mem], "s--", label="move across endpoints: raw boto3 (stream)")
         ax.axhline(64, color="grey", lw=0.8, ls=":", label="64 MiB bound")
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.set_xlabel("file size (MiB)")
-        ax.set_ylabel("peak RSS growth (MiB)")
-        ax.set_title(f"Client memory against file size\n{subtitle}", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out / "bench-memory.png")
-        fig.savefig(written[-1], dpi=110)
-        plt.close(fig)
+        written.append(
+            finish(
+                fig, ax, sizes, "file size (MiB)", "peak RSS growth (MiB)", "Client memory against file size", "bench-memory.png"
+            )
+        )
     return written

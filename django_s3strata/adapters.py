@@ -121,15 +121,17 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
     """Records as PhysicalFile rows, for sync callers: plain ORM calls, no event loop."""
 
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        # One prepared INSERT on this thread's own connection (see inserts.py).
-        record = insert_one(_new_row(storage_tier, filename, path, hot_until))
-        signals.send_on_commit(signals.file_uploaded, record)
-        return record
+        return self._insert(_new_row(storage_tier, filename, path, hot_until))
 
     def create_stored(
         self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
     ) -> PhysicalFile:
-        record = insert_one(_new_row(storage_tier, filename, path, hot_until, stored))
+        return self._insert(_new_row(storage_tier, filename, path, hot_until, stored))
+
+    @staticmethod
+    def _insert(row: dict[str, Any]) -> PhysicalFile:
+        # One prepared INSERT on this thread's own connection (see inserts.py).
+        record = insert_one(row)
         signals.send_on_commit(signals.file_uploaded, record)
         return record
 
@@ -228,16 +230,17 @@ class DjangoORMAdapter(StorageAdapter):
         return self._sync
 
     async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        # Rows created at the same moment by other tasks share one INSERT (see inserts.py).
-        record = await self._inserts.create(_new_row(storage_tier, filename, path, hot_until))
-        # The async ORM autocommits (no transaction is open here): the row is committed.
-        await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
-        return record
+        return await self._insert(_new_row(storage_tier, filename, path, hot_until))
 
     async def create_stored(
         self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
     ) -> PhysicalFile:
-        record = await self._inserts.create(_new_row(storage_tier, filename, path, hot_until, stored))
+        return await self._insert(_new_row(storage_tier, filename, path, hot_until, stored))
+
+    async def _insert(self, row: dict[str, Any]) -> PhysicalFile:
+        # Rows created at the same moment by other tasks share one INSERT (see inserts.py).
+        record = await self._inserts.create(row)
+        # The async ORM autocommits (no transaction is open here): the row is committed.
         await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
         return record
 

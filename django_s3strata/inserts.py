@@ -14,9 +14,10 @@ wait for the next one. A task alone waits for nobody.
 
 Semantics do not change: a row is committed when ``create`` returns, each caller gets its own
 record or its own error (a batch that fails is retried row by row), and each caller sends its
-own signals. Inside a transaction, on a database that cannot return ids from a bulk insert, or
-with a ``pre_save``/``post_save`` receiver on PhysicalFile (bulk inserts send neither), each row
-gets Django's plain ``create``, exactly as before.
+own signals. Inside a transaction, or on a database that cannot return ids from a bulk insert,
+each row is its own INSERT (in the caller's transaction); with a ``pre_save``/``post_save``
+receiver on PhysicalFile (which these INSERTs do not send), each row gets Django's plain
+``create``, exactly as before.
 
 Sync callers keep one INSERT per row on their own thread's connection: the database overlaps
 concurrent threads' INSERTs and commits, which measured faster than combining them.

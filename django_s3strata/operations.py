@@ -241,7 +241,7 @@ def adopt_object(
     name = filename or key.rsplit("/", 1)[-1]
     adapter = get_file_manager().sync.adapter
     if size is not None:
-        stored = ObjectInfo(key, size, etag.strip('"') if etag else None, None, content_type)
+        stored = ObjectInfo(key, size, etag, None, content_type)
         with contextlib.suppress(NotImplementedError):
             created: PhysicalFile = adapter.create_stored(tier, name, key, hot_until, stored)
             return created

@@ -87,6 +87,11 @@ def _bulk_threads(advanced: S3StrataAdvancedOptions) -> int:
 _STALE_RECORD = {"PreconditionFailed", "412", "NoSuchKey", "404", "NotFound"}
 
 
+def _describes_another_object(exc: BaseException) -> bool:
+    """True when a copy pinned to a record's ETag failed because the object is not that version any more."""
+    return isinstance(exc, VerificationError) or (isinstance(exc, S3StrataError) and getattr(exc, "code", None) in _STALE_RECORD)
+
+
 def _recorded_source(file: PhysicalFile, key: str) -> ObjectInfo | None:
     """Return the object as the record knows it (records with ``size`` and ``etag``), or None."""
     size, etag = getattr(file, "size", None), getattr(file, "etag", None)
@@ -252,32 +257,27 @@ class _Operations:
         self, file: PhysicalFile, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, changes: dict[str, Any]
     ) -> Op[Copied]:
         """Copy and verify; on failure remove the partial copy (unless a record points at it)."""
-        recorded = _recorded_source(file, src_key)
-        if recorded is not None:
-            # The record knows the object's size and ETag: copy pinned to that ETag, no HEAD first.
-            # If the object changed or went away since, S3 refuses the copy and the HEAD path below runs.
+        streamed = not self.store.tier(src).same_location(self.store.tier(dst))
+        # A record that knows the object's size and ETag saves the HEAD: the copy is pinned to that ETag.
+        source = _recorded_source(file, src_key)
+        while True:
+            from_record = source is not None
+            if source is None:
+                source = yield _S3(self.store.require, (src, src_key))
             try:
-                bulk = recorded.size > BULK_BYTES and not self.store.tier(src).same_location(self.store.tier(dst))
-                yield _S3(self.store.copy, (src, src_key, dst, dst_key), {"source": recorded}, bulk=bulk)
-                return Copied(file, src, src_key, dst, dst_key, changes, recorded.size)
-            except S3StrataError as exc:
-                stale = isinstance(exc, VerificationError) or getattr(exc, "code", None) in _STALE_RECORD
-                if not stale:
-                    if (yield from self._no_record_at(dst, dst_key, file.id)):
-                        yield from self._discard(dst, dst_key, "the copy failed")
-                    raise
-                logger.info("s3strata: %s is not the object its record describes (%s); reading it first.", src_key, exc)
-        source: ObjectInfo = yield _S3(self.store.require, (src, src_key))
-        try:
-            streamed = not self.store.tier(src).same_location(self.store.tier(dst))
-            yield _S3(
-                self.store.copy, (src, src_key, dst, dst_key), {"source": source}, bulk=streamed and source.size > BULK_BYTES
-            )
-        except BaseException:
-            if (yield from self._no_record_at(dst, dst_key, file.id)):
-                yield from self._discard(dst, dst_key, "the copy failed")
-            raise
-        return Copied(file, src, src_key, dst, dst_key, changes, source.size)
+                yield _S3(
+                    self.store.copy, (src, src_key, dst, dst_key), {"source": source}, bulk=streamed and source.size > BULK_BYTES
+                )
+                return Copied(file, src, src_key, dst, dst_key, changes, source.size)
+            except BaseException as exc:
+                if from_record and _describes_another_object(exc):
+                    # The object changed or went away since its record was written: read it and copy again.
+                    logger.info("s3strata: %s is not the object its record describes (%s); reading it first.", src_key, exc)
+                    source = None
+                    continue
+                if (yield from self._no_record_at(dst, dst_key, file.id)):
+                    yield from self._discard(dst, dst_key, "the copy failed")
+                raise
 
     def _commit(self, c: Copied) -> Op[PhysicalFile | None]:
         """Commit one copy's new location; return None when the record moved on meanwhile."""

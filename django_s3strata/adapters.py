@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import connections, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from . import signals
-from .core.adapters import Move, StorageAdapter, SyncStorageAdapter
+from .core.adapters import ClaimKey, Move, StorageAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, ObjectInfo, StorageTier
 from .inserts import AsyncInserts, insert_one
-from .models import PhysicalFile
+from .models import ObjectClaim, PhysicalFile
 from .querysets import in_array, pk_in
 
 __all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
@@ -117,6 +119,97 @@ def _visibility(record: PhysicalFile) -> str | None:
         return None
 
 
+def claim_keys(owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+    """Claim the free, expired or already-``owner``'s keys for ``owner``; return the others' holders.
+
+    Committed at once (outside a transaction) so that other writers see the claim: on PostgreSQL
+    and SQLite one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING`` takes the free,
+    expired and own keys; elsewhere an UPDATE takes over expired and own claims and an INSERT
+    adds the missing ones (a concurrent insert of the same key loses to the primary key). The
+    holders of the rest are read back only when there are any. A key whose claim vanished in
+    between (its holder released it) is claimed again, never counted as ``owner``'s without a row.
+    Keys are taken in digest order, so two writers claiming the same keys cannot deadlock.
+    """
+    if not keys:
+        return {}
+    using = router.db_for_write(ObjectClaim)
+    now = timezone.now()
+    until = now + timedelta(seconds=seconds)
+    wanted = dict(sorted((ObjectClaim.digest_of(_tier(t), k), (StorageTier(t), k)) for t, k in keys))
+    conn = connections[using]
+    claims = ObjectClaim.objects.using(using)
+    held: dict[ClaimKey, str] = {}
+    for _ in range(3):
+        if conn.vendor in ("postgresql", "sqlite") and conn.features.can_return_columns_from_insert:
+            mine = _upsert_claims(conn, owner, wanted, now, until)
+        else:
+            claims.filter(in_array("digest", list(wanted), "text")).filter(Q(owner=owner) | Q(until__lt=now)).update(
+                owner=owner, until=until
+            )
+            claims.bulk_create(
+                [ObjectClaim(digest=d, storage_tier=t.value, key=k, owner=owner, until=until) for d, (t, k) in wanted.items()],
+                ignore_conflicts=True,
+            )
+            mine = set()
+        others = [d for d in wanted if d not in mine]
+        if not others:
+            return held
+        rows = dict(claims.filter(in_array("digest", others, "text")).values_list("digest", "owner"))
+        held.update((wanted[d], o) for d, o in rows.items() if o != owner)
+        # No row at all: released between the two statements. Free now: claim it again.
+        wanted = {d: wanted[d] for d in others if d not in rows}
+        if not wanted:
+            return held
+    held.update((key, "a writer that just released it") for key in wanted.values())
+    return held
+
+
+def _upsert_claims(conn: Any, owner: str, wanted: dict[str, ClaimKey], now: datetime, until: datetime) -> set[str]:
+    """Take the claims in one statement per 500 keys; return the digests now ``owner``'s."""
+    meta = ObjectClaim._meta
+    q = conn.ops.quote_name
+    table = q(meta.db_table)
+    cols = ", ".join(q(meta.get_field(f).column) for f in ("digest", "storage_tier", "key", "owner", "until"))
+    owner_col, until_col, digest_col = (q(meta.get_field(f).column) for f in ("owner", "until", "digest"))
+    stamp = conn.ops.adapt_datetimefield_value
+    mine: set[str] = set()
+    items = list(wanted.items())
+    with conn.cursor() as cursor:
+        for start in range(0, len(items), 500):
+            chunk = items[start : start + 500]
+            rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(chunk))
+            params: list[Any] = []
+            for digest, (tier, key) in chunk:
+                params += [digest, tier.value, key, owner, stamp(until)]
+            params.append(stamp(now))
+            # Every name is the model's own, quoted; every value is a parameter.
+            cursor.execute(
+                f"INSERT INTO {table} ({cols}) VALUES {rows} ON CONFLICT ({digest_col}) DO UPDATE "  # noqa: S608
+                f"SET {owner_col} = excluded.{owner_col}, {until_col} = excluded.{until_col} "
+                f"WHERE {table}.{owner_col} = excluded.{owner_col} OR {table}.{until_col} < %s RETURNING {digest_col}",
+                params,
+            )
+            mine.update(row[0] for row in cursor.fetchall())
+    return mine
+
+
+def release_keys(owner: str, keys: list[ClaimKey]) -> None:
+    """Delete ``owner``'s claims on ``keys``: one DELETE per 500 keys, committed at once."""
+    if not keys:
+        return
+    digests = [ObjectClaim.digest_of(_tier(t), k) for t, k in keys]
+    conn = connections[router.db_for_write(ObjectClaim)]
+    meta = ObjectClaim._meta
+    q = conn.ops.quote_name
+    table, owner_col, digest_col = q(meta.db_table), q(meta.get_field("owner").column), q(meta.get_field("digest").column)
+    with conn.cursor() as cursor:
+        for start in range(0, len(digests), 500):
+            chunk = digests[start : start + 500]
+            # A plain DELETE: QuerySet.delete() would wrap it in a transaction of its own (two more round trips).
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"DELETE FROM {table} WHERE {owner_col} = %s AND {digest_col} IN ({marks})", [owner, *chunk])  # noqa: S608
+
+
 class DjangoORMSyncAdapter(SyncStorageAdapter):
     """Records as PhysicalFile rows, for sync callers: plain ORM calls, no event loop."""
 
@@ -140,7 +233,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
 
     def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
         changes = _changes(storage_tier, path, hot_until)
-        with transaction.atomic():
+        with transaction.atomic(using=router.db_for_write(PhysicalFile)):
             before = PhysicalFile.objects.select_for_update().get(pk=id)
             PhysicalFile.objects.filter(pk=id).update(**changes)
             after = PhysicalFile.objects.get(pk=id)
@@ -170,12 +263,13 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         return after
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        if not connection.features.has_select_for_update:
+        using = router.db_for_write(PhysicalFile)
+        if not connections[using].features.has_select_for_update:
             return [self.update_if(r.id, r.storage_tier, r.path, **changes) for r, changes in moves]
         now = now_ms()
         out: list[PhysicalFile | None] = []
         groups: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
-        with transaction.atomic():
+        with transaction.atomic(using=using):
             # The rows stay locked until the commit, so checking their location here is race-free;
             # only the location is read back: the records in hand are the rest.
             pks = [r.pk for r, _ in moves]
@@ -217,6 +311,23 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
         return set(_existing_paths(storage_tier, paths))
+
+    def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        return claim_keys(owner, keys, seconds)
+
+    def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        release_keys(owner, keys)
+
+    def run_after_commit(self, work: Callable[[], object]) -> bool:
+        using = router.db_for_write(PhysicalFile)
+        conn = connections[using]
+        # The atomic blocks Django's TestCase opens around a test stand for autocommit (Django's own
+        # durable check treats them so): only a transaction the code itself opened defers the work.
+        if not conn.in_atomic_block or all(getattr(b, "_from_testcase", False) for b in conn.atomic_blocks):
+            return False
+        # robust: a failed delete after the commit is logged, it does not fail the caller's commit.
+        transaction.on_commit(work, using=using, robust=True)
+        return True
 
 
 class DjangoORMAdapter(StorageAdapter):
@@ -297,3 +408,13 @@ class DjangoORMAdapter(StorageAdapter):
 
     async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
         return {p async for p in _existing_paths(storage_tier, paths)}
+
+    async def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        return await sync_to_async(claim_keys)(owner, keys, seconds)
+
+    async def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        await sync_to_async(release_keys)(owner, keys)
+
+    async def run_after_commit(self, work: Callable[[], object]) -> bool:
+        # On the ORM's own thread: a sync caller's atomic() block (async_to_sync) is open there.
+        return await sync_to_async(self._sync.run_after_commit)(work)

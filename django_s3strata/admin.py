@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,7 +20,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import operations
-from .core.keys import unique_suffix
+from .core.config import MAX_DURATION, ResolvedTier, parse_tier
+from .core.exceptions import ConflictError, InvalidKeyError, InvalidOptionError, S3StrataError
+from .core.keys import check_key, unique_suffix
 from .core.types import FileVisibility, OrphanObject, StorageTier
 from .models import PhysicalFile
 
@@ -66,14 +68,31 @@ class ExpiryFilter(admin.SimpleListFilter):
         return queryset
 
 
+class HotDurationField(forms.IntegerField):
+    """Whole seconds from 0 to MAX_DURATION (100 years), with errors a person can act on."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 0)
+        kwargs.setdefault("max_value", MAX_DURATION)
+        kwargs.setdefault(
+            "error_messages",
+            {
+                "invalid": _("Enter a whole number of seconds, such as 86400 for one day."),
+                "min_value": _("Enter 0 or more seconds."),
+                "max_value": _("Enter at most %(limit_value)s seconds (100 years)."),
+            },
+        )
+        super().__init__(**kwargs)
+
+
 class UploadForm(forms.ModelForm):  # type: ignore[type-arg]
     """The add form: a file, where it goes, and when it leaves HOT."""
 
     upload = forms.FileField(label=_("File"))
     tier = forms.ChoiceField(choices=[(t.value, t.value) for t in StorageTier], initial=StorageTier.HOT.value)
     visibility = forms.ChoiceField(choices=[(v.value, v.value) for v in FileVisibility], initial=FileVisibility.PRIVATE.value)
-    hot_duration = forms.IntegerField(
-        label=_("Hot duration (seconds)"), required=False, min_value=0, help_text=_("Empty: stays HOT until moved.")
+    hot_duration = HotDurationField(
+        label=_("Hot duration (seconds)"), required=False, help_text=_("Empty: stays HOT until moved.")
     )
 
     class Meta:
@@ -84,12 +103,20 @@ class UploadForm(forms.ModelForm):  # type: ignore[type-arg]
 class HotDurationForm(forms.Form):
     """The intermediate page of "set hot duration"."""
 
-    duration = forms.IntegerField(
+    duration = HotDurationField(
         label=_("Hot duration (seconds)"),
         required=False,
-        min_value=0,
         help_text=_("Empty: never expires. 0: archive at the next run."),
     )
+
+
+def _actionable(tier: ResolvedTier, key: str) -> bool:
+    """Return True when the orphans page may list, adopt or delete ``key``: inside one of the tier's prefixes."""
+    try:
+        check_key(tier, key)
+    except InvalidKeyError:
+        return False
+    return True
 
 
 @admin.register(PhysicalFile)
@@ -130,15 +157,27 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         except ValueError:
             return "?"
 
+    def _url(self, obj: PhysicalFile) -> tuple[str | None, str]:
+        """Return (URL, "") or, for a row whose path is outside its tier's prefixes, (None, why)."""
+        try:
+            # Pure CPU: a direct URL or a fresh presigned one, no S3 request.
+            return obj.get_url(expires_in=3600), ""
+        except S3StrataError as exc:  # a path no URL can be built for must not break the whole page
+            return None, str(exc)
+
     @admin.display(description=_("open"))
     def open_link(self, obj: PhysicalFile) -> str:
-        # Pure CPU: a direct URL or a fresh presigned one, no S3 request.
-        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', obj.get_url(expires_in=3600), _("open"))
+        url, why = self._url(obj)
+        if url is None:
+            return format_html('<span class="s3strata-no-link" title="{}">-</span>', why)
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, _("open"))
 
     @admin.display(description=_("preview"))
     def preview(self, obj: PhysicalFile) -> str:
         if obj.filename.lower().endswith(IMAGE_TYPES) or (obj.content_type or "").startswith("image/"):
-            return format_html('<img src="{}" alt="" style="max-width: 480px; max-height: 360px">', obj.get_url(expires_in=3600))
+            url, _why = self._url(obj)
+            if url is not None:
+                return format_html('<img src="{}" alt="" style="max-width: 480px; max-height: 360px">', url)
         return "-"
 
     # -- permissions -----------------------------------------------------------------
@@ -319,14 +358,21 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             tier = StorageTier.HOT.value
         if request.method == "POST":
             return self._orphan_action(request, manager, grace)
-        page_number = max(1, int(request.GET.get("page", "1") or 1))
+        try:
+            page_number = max(1, int(request.GET.get("page") or 1))
+        except ValueError:  # "abc", or digits past Python's int limit: a link gone bad, show the first page
+            page_number = 1
         wanted = page_number * ORPHANS_PER_PAGE + 1
         found: list[OrphanObject] = []
 
         class Enough(Exception):
             pass
 
+        resolved = manager.objectstore.tier(StorageTier(tier))
+
         def visit(orphan: OrphanObject) -> None:
+            if not _actionable(resolved, orphan.key):
+                return  # e.g. "public/../x": listed under a prefix, but the page would refuse to act on it
             found.append(orphan)
             if len(found) >= wanted:
                 raise Enough
@@ -349,11 +395,38 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         }
         return TemplateResponse(request, "admin/django_s3strata/orphans.html", context)
 
+    def _orphan_keys(self, request: HttpRequest, manager: Any, tier: StorageTier) -> list[str]:
+        """Return the posted keys that lie inside the tier's prefixes; report each other one as refused."""
+        resolved = manager.objectstore.tier(tier)
+        keys: list[str] = []
+        for key in dict.fromkeys(request.POST.getlist("key")):
+            if not _actionable(resolved, key):
+                # Never acted on: the page only lists keys under the prefixes, so this was forged or stale.
+                self.message_user(
+                    request,
+                    _("%(key)r is refused: only keys under the %(tier)s tier's prefixes %(prefixes)s can be adopted or deleted.")
+                    % {
+                        "key": key if len(key) <= 200 else key[:200] + "…",
+                        "tier": tier.value,
+                        "prefixes": f"{resolved.public_prefix}/, {resolved.private_prefix}/",
+                    },
+                    messages.ERROR,
+                )
+            else:
+                keys.append(key)
+        return keys
+
     def _orphan_action(self, request: HttpRequest, manager: Any, grace: int) -> HttpResponse:
         action = request.POST.get("orphan_action")
-        tier = StorageTier(request.POST.get("tier", "HOT"))
-        keys = request.POST.getlist("key")
+        try:
+            tier = parse_tier(request.POST.get("tier"))
+        except InvalidOptionError as exc:
+            return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
         back = reverse("admin:s3strata_physicalfile_orphans") + f"?tier={tier.value}"
+        if len(request.POST.getlist("key")) > ORPHANS_PER_PAGE:
+            self.message_user(request, _("Select at most %(n)d orphans at a time.") % {"n": ORPHANS_PER_PAGE}, messages.ERROR)
+            return HttpResponseRedirect(back)
+        keys = self._orphan_keys(request, manager, tier)
         if action not in ("adopt", "delete") or not keys:
             self.message_user(request, _("Select orphans and an action."), messages.WARNING)
             return HttpResponseRedirect(back)
@@ -386,10 +459,12 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 )
                 continue
             try:
+                # The same code as the sweep: under the key's claim, and only while no row points at it.
                 if action == "delete":
-                    store.delete(tier, key)
+                    if not manager.sync.delete_object(tier, key):
+                        raise ConflictError(None, key, str(_("another writer holds it, or a file points at it now")))
                 else:
-                    operations.adopt_object(tier, key, info.size, info.content_type, etag=info.etag)
+                    operations.adopt_object(tier, key)
                 done += 1
             except Exception as exc:
                 failed += 1

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .core.config import MAX_PRESIGN_EXPIRY, ResolvedTier, resolve_tier
+from .core.config import MAX_PRESIGN_EXPIRY, ResolvedTier, resolve_tier, tier_clash
 from .core.exceptions import ConfigurationError, S3StrataError
-from .core.objectstore import translate_errors
 from .core.types import StorageTier
 
-__all__ = ["check_buckets_exist", "check_direct_upload_urls", "check_settings"]
+if TYPE_CHECKING:
+    from .conf import S3StrataSettings
+
+__all__ = ["UPLOAD_MARGIN", "check_buckets_exist", "check_direct_upload_urls", "check_settings"]
+
+#: How long after its grant expires a direct upload may still be finalised (seconds): the finalize
+#: ticket lives DIRECT_UPLOAD_EXPIRES plus this hour. The orphan grace period must cover both, or
+#: the sweep deletes (or adopts) an object whose upload has not been finalised yet.
+UPLOAD_MARGIN = 3600
 
 TASKS = {
     "django_s3strata.tasks.archive_expired_hot_files",
@@ -22,32 +29,18 @@ TASKS = {
 }
 
 
-def _overlap(a: str, b: str) -> bool:
-    a, b = a + "/", b + "/"
-    return a.startswith(b) or b.startswith(a)
-
-
 def _tier_errors(tiers: dict[StorageTier, ResolvedTier]) -> list[CheckMessage]:
-    hot, cold = tiers[StorageTier.HOT], tiers[StorageTier.COLD]
-    if hot.endpoint_url == cold.endpoint_url and hot.bucket == cold.bucket:
-        clashes = [
-            (h, c)
-            for h in (hot.public_prefix, hot.private_prefix)
-            for c in (cold.public_prefix, cold.private_prefix)
-            if _overlap(h, c)
-        ]
-        if clashes:
-            return [
-                Error(
-                    f"HOT and COLD share the bucket {hot.bucket!r} and their prefixes overlap "
-                    f"({clashes[0][0]!r} and {clashes[0][1]!r}): "
-                    "a key would belong to both tiers.",
-                    hint="Set different HOT_BUCKET and COLD_BUCKET, or distinct prefixes per tier "
-                    "(PUBLIC_HOT_PREFIX, PRIVATE_HOT_PREFIX, PUBLIC_COLD_PREFIX, PRIVATE_COLD_PREFIX).",
-                    id="s3strata.E003",
-                )
-            ]
-    return []
+    clash = tier_clash(tiers[StorageTier.HOT], tiers[StorageTier.COLD])
+    if clash is None:
+        return []
+    return [
+        Error(
+            clash,
+            hint="Set different HOT_BUCKET and COLD_BUCKET, or distinct prefixes per tier "
+            "(PUBLIC_HOT_PREFIX, PRIVATE_HOT_PREFIX, PUBLIC_COLD_PREFIX, PRIVATE_COLD_PREFIX).",
+            id="s3strata.E003",
+        )
+    ]
 
 
 @register(Tags.compatibility)
@@ -88,8 +81,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                         id="s3strata.W001",
                     )
                 )
+    messages.extend(_grace_messages(parsed))
     messages.extend(_celery_schedule_messages())
     return messages
+
+
+def _grace_messages(parsed: S3StrataSettings) -> list[CheckMessage]:
+    grace = parsed.config.advanced.orphan_grace_period
+    expires = parsed.options["DIRECT_UPLOAD_EXPIRES"]
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (grace, expires)):
+        return []  # not numbers: the code that reads them refuses them by name
+    window = expires + UPLOAD_MARGIN
+    if grace >= window:
+        return []
+    return [
+        Error(
+            f"ADVANCED['ORPHAN_GRACE_PERIOD'] is {grace} seconds, shorter than the upload window of {window} seconds "
+            f"(DIRECT_UPLOAD_EXPIRES {expires} plus {UPLOAD_MARGIN} to finalise): "
+            "the orphan sweep would delete direct uploads that are not finalised yet.",
+            hint=f"Set ADVANCED['ORPHAN_GRACE_PERIOD'] to at least {window} seconds (the default is 86400), "
+            "or lower DIRECT_UPLOAD_EXPIRES.",
+            id="s3strata.E007",
+        )
+    ]
 
 
 def _tier_message(tier: StorageTier, exc: ConfigurationError, raw: Any) -> CheckMessage:
@@ -147,8 +161,7 @@ def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     for tier in StorageTier:
         resolved = store.tier(tier)
         try:
-            with translate_errors("HeadBucket", resolved):
-                store.client(tier).head_bucket(Bucket=resolved.bucket)
+            store.require_bucket(tier)
         except S3StrataError as exc:
             messages.append(
                 Error(

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.conf import settings
 
-from .core.config import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig
-from .core.exceptions import ConfigurationError
+from .core.config import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig, parse_seconds
+from .core.exceptions import ConfigurationError, InvalidOptionError
 
 __all__ = ["DJANGO_OPTIONS", "S3StrataSettings", "get_settings", "reset"]
 
@@ -32,14 +32,18 @@ DJANGO_OPTIONS: dict[str, Any] = {
     "VERIFY_INTERVAL": None,
     # Direct browser-to-S3 uploads (docs/direct-uploads.md): how long a grant lasts (seconds), the
     # permission a user needs (None: any signed-in user) or a "dotted.path" to a callable
-    # (request, policy) -> bool, the content types accepted (None: any; "image/*" patterns), and
-    # the size above which the browser uploads in parts, and the part size.
+    # (request, policy) -> bool, the content types accepted (None: "*/*", which admits no active
+    # type such as text/html; "image/*" patterns), the largest file (None: S3's 5 TiB), the size
+    # above which the browser uploads in parts, the part size, and (starts, seconds) allowed per
+    # user (None: no limit; counted in Django's default cache).
     "DIRECT_UPLOAD_EXPIRES": 3600,
     "DIRECT_UPLOAD_PERMISSION": "s3strata.add_physicalfile",
     "DIRECT_UPLOAD_AUTHORIZE": None,
     "DIRECT_UPLOAD_CONTENT_TYPES": None,
+    "DIRECT_UPLOAD_MAX_SIZE": 5 * 1024**3,
     "DIRECT_UPLOAD_MULTIPART_THRESHOLD": 64 * 1024 * 1024,
     "DIRECT_UPLOAD_PART_SIZE": 16 * 1024 * 1024,
+    "DIRECT_UPLOAD_RATE_LIMIT": (100, 3600),
 }
 
 
@@ -59,6 +63,42 @@ def _refuse_unknown(given: dict[str, Any], known: set[str], where: str) -> None:
             close = difflib.get_close_matches(str(key), sorted(known), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigurationError(f"Unknown key {key!r} in {where}.{hint} Known keys: {', '.join(sorted(known))}.")
+
+
+def _check_direct_uploads(options: dict[str, Any]) -> None:
+    """Refuse direct-upload options that would make grants unbounded or unparseable."""
+    from .core.contenttypes import parse_pattern
+    from .core.direct import MAX_OBJECT_SIZE, MAX_PART_SIZE, MIN_PART_SIZE
+
+    def whole(name: str, low: int, high: float, *, none: bool = False) -> None:
+        value = options[name]
+        if none and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigurationError(f"settings.S3STRATA[{name!r}]={value!r} is invalid: give whole bytes from {low} to {high}.")
+
+    whole("DIRECT_UPLOAD_MAX_SIZE", 1, MAX_OBJECT_SIZE, none=True)
+    whole("DIRECT_UPLOAD_PART_SIZE", MIN_PART_SIZE, MAX_PART_SIZE)
+    whole("DIRECT_UPLOAD_MULTIPART_THRESHOLD", 1, MAX_OBJECT_SIZE)
+    patterns = options["DIRECT_UPLOAD_CONTENT_TYPES"]
+    if patterns is not None:
+        if isinstance(patterns, str) or not isinstance(patterns, list | tuple):
+            raise ConfigurationError("settings.S3STRATA['DIRECT_UPLOAD_CONTENT_TYPES'] must be a list such as ['image/*'].")
+        try:
+            for pattern in patterns:
+                parse_pattern(pattern)
+        except InvalidOptionError as exc:
+            raise ConfigurationError(f"settings.S3STRATA['DIRECT_UPLOAD_CONTENT_TYPES']: {exc}") from None
+    rate = options["DIRECT_UPLOAD_RATE_LIMIT"]
+    if rate is not None and not (
+        isinstance(rate, list | tuple)
+        and len(rate) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in rate)
+    ):
+        raise ConfigurationError(
+            f"settings.S3STRATA['DIRECT_UPLOAD_RATE_LIMIT']={rate!r} is invalid: "
+            "give (starts, seconds), e.g. (100, 3600), or None."
+        )
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -104,6 +144,11 @@ def parse(raw: Any) -> S3StrataSettings:
     _refuse_unknown(advanced, set(_ADVANCED), "settings.S3STRATA['ADVANCED']")
     kwargs["advanced"] = S3StrataAdvancedOptions(**{_ADVANCED[k]: v for k, v in advanced.items()})
     options = {k: top.get(k, default) for k, default in DJANGO_OPTIONS.items()}
+    _check_direct_uploads(options)
+    try:
+        parse_seconds(options["STORAGE_HOT_DURATION"], "settings.S3STRATA['STORAGE_HOT_DURATION']")
+    except InvalidOptionError as exc:
+        raise ConfigurationError(str(exc)) from None
     return S3StrataSettings(S3StrataConfig(**kwargs), options)
 
 

@@ -13,7 +13,7 @@ from django.db.models.signals import post_delete
 from django.utils import timezone
 from django.utils.text import capfirst
 
-from .core.config import parse_tier, parse_visibility
+from .core.config import parse_seconds, parse_tier, parse_visibility
 from .core.keys import unique_suffix
 from .core.types import FileVisibility, StorageTier
 
@@ -46,7 +46,8 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
     ) -> None:
         self.tier = parse_tier(tier) if tier is not None else None
         self.visibility = parse_visibility(visibility) if visibility is not None else None
-        self.hot_duration = hot_duration
+        # Checked when the model is defined, so a bad duration never reaches an upload.
+        self.hot_duration = parse_seconds(hot_duration, "hot_duration")
         self.upload_to = upload_to
         self.delete_with_owner = delete_with_owner
         self.direct_upload = direct_upload

@@ -9,7 +9,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import NoReverseMatch, reverse
 
-from .uploads import UploadPolicy, UploadRejectedError, load_ref
+from .core.exceptions import FileTooLargeError, InvalidKeyError
+from .uploads import UploadPolicy, UploadRejectedError, check_file, check_ref
 
 __all__ = ["DirectUploadField", "DirectUploadRef", "DirectUploadWidget"]
 
@@ -22,9 +23,13 @@ class DirectUploadRef(str):
     __slots__ = ()
 
 
-def _urls() -> tuple[str, str] | None:
+def _urls() -> tuple[str, str, str] | None:
     try:
-        return reverse("s3strata:direct-upload"), reverse("s3strata:direct-upload-finalize")
+        return (
+            reverse("s3strata:direct-upload"),
+            reverse("s3strata:direct-upload-finalize"),
+            reverse("s3strata:direct-upload-parts"),
+        )
     except NoReverseMatch:
         return None
 
@@ -58,6 +63,7 @@ class DirectUploadWidget(forms.ClearableFileInput):
             {
                 "start": urls[0],
                 "finalize": urls[1],
+                "parts": urls[2],
                 "policy": self.policy.sign(),
                 "ref_name": self.ref_name(name),
                 # A form shown again after an error keeps the file already uploaded.
@@ -79,17 +85,40 @@ class DirectUploadWidget(forms.ClearableFileInput):
 
 
 class DirectUploadField(forms.FileField):
-    """A file field whose value is the PhysicalFile a direct upload recorded, or an ordinary upload."""
+    """A file field whose value is the PhysicalFile a direct upload recorded, or an ordinary upload.
+
+    Both are held to the widget's UploadPolicy: a ref only if it was uploaded under that policy
+    (by the submitting user, with ``DirectUploadMiddleware``), a plain upload only if its size and
+    type fit it.
+    """
 
     widget = DirectUploadWidget
+
+    @property
+    def policy(self) -> UploadPolicy:
+        """Return the policy uploads to this field must fit (the widget's)."""
+        widget = self.widget
+        # The admin wraps a foreign key's widget (RelatedFieldWidgetWrapper): the policy is inside.
+        while not isinstance(getattr(widget, "policy", None), UploadPolicy) and getattr(widget, "widget", None) is not None:
+            widget = widget.widget
+        policy = getattr(widget, "policy", None)
+        return policy if isinstance(policy, UploadPolicy) else UploadPolicy()
 
     def to_python(self, data: Any) -> Any:
         if isinstance(data, DirectUploadRef):
             try:
-                return load_ref(data)
+                return check_ref(data, self.policy)
             except UploadRejectedError as exc:
                 raise ValidationError(str(exc), code="invalid_ref") from exc
-        return super().to_python(data)
+        value = super().to_python(data)
+        if value is not None and hasattr(value, "read"):
+            try:
+                check_file(self.policy, value)
+            except FileTooLargeError as exc:
+                raise ValidationError(str(exc), code="too_large") from exc
+            except (UploadRejectedError, InvalidKeyError) as exc:
+                raise ValidationError(str(exc), code="invalid_file") from exc
+        return value
 
     def bound_data(self, data: Any, initial: Any) -> Any:
         return data if isinstance(data, DirectUploadRef) else super().bound_data(data, initial)

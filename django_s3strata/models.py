@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -200,3 +201,32 @@ class PhysicalFile(models.Model):
 
         get_file_manager().sync.delete(self)  # type: ignore[arg-type]
         return 1, {self._meta.label: 1}
+
+
+class ObjectClaim(models.Model):
+    """A writer's claim on one object key: no other writer copies to, deletes or adopts it until ``until``.
+
+    Every writer of an object (moves, deletes, archival, the orphan sweep, adoption, verify's
+    repair) claims the keys it writes or deletes first and releases them when done; a claim of
+    a killed writer expires. The primary key is a digest of (tier, key), which fits a unique
+    index on every database whatever the key's length.
+    """
+
+    digest = models.CharField(_("digest"), max_length=64, primary_key=True)
+    storage_tier = models.CharField(_("storage tier"), max_length=4)
+    key = models.TextField(_("key"))
+    owner = models.CharField(_("owner"), max_length=255)
+    until = models.DateTimeField(_("until"), db_index=True)
+
+    class Meta:
+        db_table = "s3strata_objectclaim"
+        verbose_name = _("object claim")
+        verbose_name_plural = _("object claims")
+
+    def __str__(self) -> str:
+        return f"{self.storage_tier} {self.key} ({self.owner})"
+
+    @staticmethod
+    def digest_of(storage_tier: str, key: str) -> str:
+        """Return the claim id of (tier, key)."""
+        return hashlib.sha256(f"{storage_tier}\0{key}".encode()).hexdigest()

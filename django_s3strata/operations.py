@@ -8,7 +8,6 @@ expire, and the next run converges.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -30,7 +29,8 @@ from .core import direct
 from .core.config import parse_tier
 from .core.exceptions import ConflictError, S3StrataError
 from .core.keys import build_key, split_key
-from .core.types import ObjectInfo, OrphanObject, StorageTier
+from .core.manager import ArchiveClaim
+from .core.types import OrphanObject, StorageTier
 from .models import PhysicalFile
 from .querysets import pk_in
 from .services import get_file_manager
@@ -88,9 +88,10 @@ def claim_expired(owner: str, batch_size: int, lease_seconds: int, exclude: set[
     """Claim up to ``batch_size`` expired HOT rows for ``owner`` in one short transaction; return them."""
     now = timezone.now()
     lease = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
-    with transaction.atomic():
+    using = router.db_for_write(PhysicalFile)
+    with transaction.atomic(using=using):
         candidates = PhysicalFile.objects.filter(_claimable(now)).exclude(id__in=exclude or ()).order_by("hot_until", "id")
-        if connection.features.has_select_for_update_skip_locked:
+        if connections[using].features.has_select_for_update_skip_locked:
             ids = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:batch_size])
             PhysicalFile.objects.filter(pk_in(ids)).update(**lease)
         else:
@@ -127,10 +128,11 @@ def archive_expired(
         return summary
     owner = _lease_owner()
     sync = get_file_manager().sync
+    passed: set[Any] = set()
 
-    def settle(batch: list[PhysicalFile], copying: list[Future[Any]]) -> None:
-        # One commit for the batch (which clears the leases) and one bulk delete of the sources.
-        outcomes = sync.finish_archive([f.result() for f in copying])
+    def settle(batch: list[PhysicalFile], claim: ArchiveClaim, copying: list[Future[Any]]) -> None:
+        # One commit for the batch (which clears the leases), one bulk delete of the sources, one release.
+        outcomes = sync.finish_archive([f.result() for f in copying], claim)
         unsized = {}
         for record, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, PhysicalFile):
@@ -141,6 +143,7 @@ def archive_expired(
             elif outcome is None or isinstance(outcome, ConflictError):
                 # Not HOT any more, or someone else moved or deleted it meanwhile: nothing to do here.
                 summary.skipped += 1
+                passed.add(record.pk)
                 _release(record, owner)
             else:
                 summary.failed += 1
@@ -151,19 +154,28 @@ def archive_expired(
         _record_sizes(unsized)
 
     with ThreadPoolExecutor(concurrency, thread_name_prefix="s3strata-archive") as pool:
-        pending: tuple[list[PhysicalFile], list[Future[Any]]] | None = None
+        pending: tuple[list[PhysicalFile], ArchiveClaim, list[Future[Any]]] | None = None
         while True:
             done = summary.moved + summary.failed + summary.skipped + (len(pending[0]) if pending else 0)
             room = batch_size if limit is None else min(batch_size, limit - done)
-            # Files that failed in this run wait for the next run (their rows are released, not excluded by lease).
-            batch = claim_expired(owner, room, lease_seconds, exclude={f["id"] for f in summary.failures}) if room > 0 else []
+            # Files that failed, or that another writer holds, wait for the next run: claiming them again in
+            # this one would only skip them again (a killed writer's claims last CLAIM_SECONDS).
+            batch = (
+                claim_expired(owner, room, lease_seconds, exclude=passed | {f["id"] for f in summary.failures})
+                if room > 0
+                else []
+            )
             # Copy this batch while the previous one commits: the pool never waits for the database.
-            copying = [pool.submit(sync.copy_for_archive, record) for record in batch]
+            # The batch's object keys are claimed in one call; files another writer holds are skipped.
+            claim = sync.claim_archive(batch)
+            copying = [
+                pool.submit(sync.copy_for_archive, f, claim) if isinstance(f, PhysicalFile) else _done(f) for f in claim.files
+            ]
             if pending is not None:
                 settle(*pending)
             if not batch:
                 break
-            pending = (batch, copying)
+            pending = (batch, claim, copying)
         _close_thread_connections(pool, concurrency)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
@@ -175,6 +187,13 @@ def archive_expired(
         summary.duration,
     )
     return summary
+
+
+def _done(value: Any) -> Future[Any]:
+    """Return a finished future holding ``value`` (a file left out of a batch's copies)."""
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
 
 
 def _record_sizes(sizes: dict[Any, int]) -> None:
@@ -213,6 +232,8 @@ class OrphanSummary(_Summary):
     found: int = 0
     deleted: int = 0
     adopted: int = 0
+    #: Orphans left alone: another writer held them, a row appeared, or (adopt) a stale copy of a file with a row.
+    skipped: int = 0
     failed: int = 0
     bytes: int = 0
     #: Multipart uploads started and never finished (abandoned direct uploads), and those aborted.
@@ -226,28 +247,26 @@ class OrphanSummary(_Summary):
 def adopt_object(
     tier: StorageTier,
     key: str,
-    size: int | None,
+    size: int | None = None,
     content_type: str | None = None,
     *,
     filename: str | None = None,
     hot_until: datetime | None = None,
     etag: str | None = None,
+    wait: float | None = 0,
 ) -> PhysicalFile:
     """Create the row for an existing object (filename: the key's last segment unless given) and return it.
 
-    With its size (and ETag, from a listing or a HEAD) the row is written in one INSERT, and a later
-    move can copy it without reading it first.
+    The row is written in one INSERT with what S3 answers for the object now (size, content type,
+    ETag), under the key's claim; ``size``, ``content_type`` and ``etag`` are accepted for callers
+    that read a listing, and ignored. Raise ConflictError when the object is not an orphan (a row
+    points at it, another writer holds it, it is gone, or it is a stale copy of a file that has a
+    row under another tier or visibility). ``wait``: seconds to wait for another writer's claim on
+    the key (None: ``CLAIM_WAIT``).
     """
-    name = filename or key.rsplit("/", 1)[-1]
-    adapter = get_file_manager().sync.adapter
-    if size is not None:
-        stored = ObjectInfo(key, size, etag, None, content_type)
-        with contextlib.suppress(NotImplementedError):
-            created: PhysicalFile = adapter.create_stored(tier, name, key, hot_until, stored)
-            return created
-    record: PhysicalFile = adapter.create(tier, name, key, hot_until)
-    PhysicalFile.objects.filter(pk=record.pk).update(size=size, content_type=content_type)
-    record.size, record.content_type = size, content_type
+    record: PhysicalFile | None = get_file_manager().sync.adopt_object(tier, key, filename, hot_until, wait)  # type: ignore[assignment]
+    if record is None:
+        raise ConflictError(None, key, f"{key!r} in {StorageTier(tier).value} is not an orphan that can be adopted now.")
     return record
 
 
@@ -278,14 +297,21 @@ def sweep_orphans(
         summary.bytes += orphan.size or 0
         action = "found"
         try:
+            # Each under the key's claim, re-checked: a move in flight or a new row makes it skip.
             if mode == "delete" and not dry_run:
-                store.delete(orphan.tier, orphan.key)
-                summary.deleted += 1
-                action = "deleted"
+                if sync.delete_object(orphan.tier, orphan.key):
+                    summary.deleted += 1
+                    action = "deleted"
+                else:
+                    summary.skipped += 1
+                    action = "skipped"
             elif mode == "adopt" and not dry_run:
-                adopt_object(orphan.tier, orphan.key, orphan.size, etag=orphan.etag)
-                summary.adopted += 1
-                action = "adopted"
+                if sync.adopt_object(orphan.tier, orphan.key):
+                    summary.adopted += 1
+                    action = "adopted"
+                else:
+                    summary.skipped += 1
+                    action = "skipped"
         except Exception as exc:
             summary.failed += 1
             summary.errors.append({"tier": orphan.tier.value, "key": orphan.key, "error": str(exc)})
@@ -295,7 +321,9 @@ def sweep_orphans(
 
     tiers = [parse_tier(tier)] if tier else list(StorageTier)
     sync.scan_orphans(visit, prefix=prefix, tier=tiers[0] if tier else None, grace_period=grace)
-    _sweep_unfinished_uploads(store, tiers, prefix, grace, abort=mode == "delete" and not dry_run, summary=summary)
+    _sweep_unfinished_uploads(
+        store, tiers, prefix, grace, abort=mode == "delete" and not dry_run, abort_abandoned=not dry_run, summary=summary
+    )
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
         "s3strata: orphan sweep (%s) found %d, deleted %d, adopted %d, failed %d; unfinished uploads %d, aborted %d",
@@ -311,10 +339,26 @@ def sweep_orphans(
 
 
 def _sweep_unfinished_uploads(
-    store: Any, tiers: list[StorageTier], prefix: str | None, grace: int, *, abort: bool, summary: OrphanSummary
+    store: Any,
+    tiers: list[StorageTier],
+    prefix: str | None,
+    grace: int,
+    *,
+    abort: bool,
+    abort_abandoned: bool,
+    summary: OrphanSummary,
 ) -> None:
-    """Count (and with ``abort``, abort) multipart uploads older than ``grace`` seconds: their parts cost storage."""
-    cutoff = timezone.now() - timedelta(seconds=grace)
+    """Count multipart uploads older than ``grace`` seconds (their parts cost storage) and abort some.
+
+    With ``abort``, those are aborted; with ``abort_abandoned`` (every mode but a dry run), so is
+    any upload that no ticket can finalize any more (``uploads.abandoned_after``): a client must
+    not keep parts stored for free by starting uploads and walking away.
+    """
+    from .uploads import abandoned_after
+
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=grace)
+    abandoned = now - timedelta(seconds=abandoned_after())
     for t in tiers:
         r = store.tier(t)
         for root in (r.public_prefix + "/", r.private_prefix + "/"):
@@ -322,10 +366,12 @@ def _sweep_unfinished_uploads(
                 continue
             scan = prefix if prefix and prefix.startswith(root) else root
             for upload in direct.iter_pending_uploads(store, t, scan):
-                if upload.initiated is not None and upload.initiated > cutoff:
+                stale = upload.initiated is None or upload.initiated <= cutoff
+                dead = upload.initiated is None or upload.initiated <= abandoned
+                if not (stale or dead):
                     continue
                 summary.unfinished_uploads += 1
-                if not abort:
+                if not ((abort and stale) or (abort_abandoned and dead)):
                     continue
                 try:
                     direct.abort_multipart(store, t, upload.key, upload.upload_id)
@@ -428,11 +474,9 @@ def _verify_batch(
             other, other_key = detail
             summary.wrong_tier.append({**entry, "found_in": other.value, "found_at": other_key})
             if repair:
-                # Only if the row did not change meanwhile (a move in flight would update it).
-                fixed = PhysicalFile.objects.filter(pk=record.pk, storage_tier=record.storage_tier, path=record.path).update(
-                    storage_tier=other.value, path=other_key, hot_until=None, updated_at=timezone.now()
-                )
-                summary.repaired += fixed
+                # Under both keys' claims, and only if the row did not change meanwhile (a move in flight would).
+                fixed = get_file_manager().sync.relocate(record, other, other_key)  # type: ignore[arg-type]
+                summary.repaired += fixed is not None
         else:
             summary.missing.append(entry)
         progress(1)

@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django.db import connection, models
+from django.db import models
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from .core.types import FileVisibility, StorageTier
 
-if TYPE_CHECKING:
-    pass
+
+class _Values(RawSQL):
+    """The right-hand side of an ``IN``, written for the connection the query runs on.
+
+    PostgreSQL gets one array parameter (``SELECT unnest(%s::bigint[])``), other databases one
+    placeholder per value. The choice is made when the query compiles, so a queryset routed to
+    another database (``DATABASE_ROUTERS``, ``.using()``) gets that database's form.
+    """
+
+    def __init__(self, values: list[Any], sql_type: str) -> None:
+        # ``sql_type`` is one of this package's literals ("bigint", "text"); the values are parameters.
+        super().__init__(f"SELECT unnest(%s::{sql_type}[])", (list(values),))
+        self.values = list(values)
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        if connection.vendor == "postgresql":
+            return super().as_sql(compiler, connection)
+        return "(" + ", ".join(["%s"] * len(self.values)) + ")", tuple(self.values)
 
 
 def in_array(field: str, values: list[Any], sql_type: str) -> Q:
@@ -22,9 +38,8 @@ def in_array(field: str, values: list[Any], sql_type: str) -> Q:
     Archival filters hundreds of rows by id per batch and the orphan sweep a thousand paths per
     page; binding a placeholder per value costs the client more than the query costs the server.
     """
-    if connection.vendor == "postgresql" and values:
-        # ``sql_type`` is one of this package's literals ("bigint", "text"); the values are a parameter.
-        return Q(**{f"{field}__in": RawSQL(f"SELECT unnest(%s::{sql_type}[])", (list(values),))})  # noqa: S611
+    if values:
+        return Q(**{f"{field}__in": _Values(values, sql_type)})
     return Q(**{f"{field}__in": values})
 
 

@@ -59,10 +59,13 @@ def store_upload(
     Options left as None fall back to ``STORAGE_TIER``/``STORAGE_VISIBILITY``/``STORAGE_HOT_DURATION``,
     then to the core's defaults.
     """
-    from .models import PhysicalFile
+    from .core.contenttypes import stored_type
 
     opts = conf.get_settings().options
-    content_type = getattr(content, "content_type", None)
+    # A browser's Content-Type is a claim: the file name's type wins where they disagree, and a
+    # malformed or active claim that the name does not back is not stored (docs/direct-uploads.md).
+    claimed = getattr(content, "content_type", None)
+    content_type = stored_type(claimed, filename) if claimed else None
     if hasattr(content, "seek") and getattr(content, "seekable", lambda: True)():
         content.seek(0)
     source = content.file if getattr(content, "file", None) is not None else content
@@ -77,7 +80,5 @@ def store_upload(
             content_type,
         ),
     )
-    size = getattr(content, "size", None)
-    PhysicalFile.objects.filter(pk=record.pk).update(size=size, content_type=content_type)
-    record.size, record.content_type = size, content_type
+    # The row was written once with what S3 stored (size, content type, ETag): no second UPDATE.
     return record

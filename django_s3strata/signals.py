@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.dispatch import Signal
 
 __all__ = [
@@ -32,10 +32,14 @@ file_visibility_changed = Signal()
 file_deleted = Signal()
 
 
-def send_on_commit(signal: Signal, file: Any, **extra: Any) -> None:
-    """Send ``signal`` for ``file`` once the current transaction commits (at once outside one)."""
+def send_on_commit(signal: Signal, file: Any, *, using: str | None = None, **extra: Any) -> None:
+    """Send ``signal`` for ``file`` once the current transaction on ``using`` commits (at once outside one).
+
+    ``using`` defaults to the database the row was written to: the router's choice for ``file``.
+    """
     from .models import PhysicalFile
 
     # Nobody listening: skip the on-commit hook (an archival batch would register one per row).
     if signal.has_listeners(PhysicalFile):
-        transaction.on_commit(lambda: signal.send(sender=PhysicalFile, file=file, **extra))
+        using = using or router.db_for_write(PhysicalFile, instance=file)
+        transaction.on_commit(lambda: signal.send(sender=PhysicalFile, file=file, **extra), using=using)

@@ -3,6 +3,8 @@
 The name Django keeps in a ``FileField`` is the key's suffix (``upload_to`` path plus
 ``{uuid}-{filename}``). Tier and visibility moves change only the key's prefix and the bucket,
 never the suffix, so a stored name keeps working after its file is archived or made public.
+Names are stored in Unicode NFC, and every name given to a lookup is normalised the same way
+(``core.keys.normalize_name``), so a decomposed (NFD) name finds the file it saved.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from django.core.signals import request_finished, request_started
 from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
-from .core.config import parse_tier, parse_visibility
+from .core.config import MAX_PRESIGN_EXPIRY, parse_seconds, parse_tier, parse_visibility
 from .core.exceptions import InvalidKeyError
-from .core.keys import unique_suffix, validate_suffix
+from .core.keys import normalize_name, unique_suffix, validate_suffix
 from .core.types import FileVisibility, GetUrlOptions, StorageTier
 from .models import PhysicalFile
 from .services import store_upload
@@ -63,9 +65,9 @@ def _candidates(name: str) -> dict[str, set[StorageTier]]:
 
 
 def _lookup(names: Iterable[str]) -> dict[str, PhysicalFile]:
-    """Return the records of ``names`` (suffixes) in one query."""
+    """Return the records of ``names`` (suffixes, NFC-normalised here) in one query, keyed by the NFC name."""
     wanted: dict[str, tuple[str, set[StorageTier]]] = {}
-    for name in names:
+    for name in map(normalize_name, names):
         for path, tiers in _candidates(name).items():
             wanted[path] = (name, tiers)
     found: dict[str, PhysicalFile] = {}
@@ -81,7 +83,7 @@ def prefetch_files(objects: Iterable[Any], field: str) -> None:
 
     For a ``FileField(storage=S3StrataStorage())``; a ``PhysicalFileField`` uses ``select_related``.
     """
-    names = [getattr(obj, field).name for obj in objects if getattr(obj, field)]
+    names = [normalize_name(getattr(obj, field).name) for obj in objects if getattr(obj, field)]
     _records().update(_lookup(n for n in names if n not in _records()))
 
 
@@ -96,10 +98,11 @@ class S3StrataStorage(Storage):
         hot_duration: int | None = None,
         expires_in: int | None = None,
     ) -> None:
+        # Checked here, when the storage is built, so a bad option never reaches an upload.
         self.tier = parse_tier(tier) if tier is not None else None
         self.visibility = parse_visibility(visibility) if visibility is not None else None
-        self.hot_duration = hot_duration
-        self.expires_in = expires_in
+        self.hot_duration = parse_seconds(hot_duration, "hot_duration")
+        self.expires_in = parse_seconds(expires_in, "expires_in", minimum=1, maximum=MAX_PRESIGN_EXPIRY)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -109,7 +112,8 @@ class S3StrataStorage(Storage):
         return get_file_manager()
 
     def record(self, name: str) -> PhysicalFile | None:
-        """Return the PhysicalFile stored under ``name``, or None."""
+        """Return the PhysicalFile stored under ``name`` (NFC-normalised first), or None."""
+        name = normalize_name(name)
         cached = _records().get(name)
         if cached is not None:
             return cached
@@ -124,8 +128,8 @@ class S3StrataStorage(Storage):
     # -- Storage API ---------------------------------------------------------------
 
     def get_available_name(self, name: str, max_length: int | None = None) -> str:
-        """Return ``name`` shortened so that the stored name (with its UUID) fits ``max_length``."""
-        name = name.replace("\\", "/")
+        """Return ``name`` in NFC, shortened so that the stored name (with its UUID) fits ``max_length``."""
+        name = normalize_name(name).replace("\\", "/")
         if max_length is not None and len(name) + _UUID_PART > max_length:
             dirname, basename = posixpath.split(name)
             root, ext = posixpath.splitext(basename)
@@ -141,25 +145,25 @@ class S3StrataStorage(Storage):
     def _save(self, name: str, content: File[Any]) -> str:
         basename, suffix = unique_suffix(name)
         try:
-            validate_suffix(suffix)
+            suffix = validate_suffix(suffix)
         except InvalidKeyError as exc:
             raise SuspiciousFileOperation(str(exc)) from exc
         store_upload(content, basename, suffix, self.tier, self.visibility, self.hot_duration)
-        return suffix
+        return suffix  # the name stored (NFC), which every lookup normalises to
 
     def _open(self, name: str, mode: str = "rb") -> File[Any]:
         if any(c in mode for c in "wax+"):
             raise ValueError(f"S3StrataStorage opens files for reading only, not mode {mode!r}: save() new content instead.")
         record = self._require(name)
         stream: IO[bytes] = self._manager().sync.open(record)
-        return File(stream, name=name)
+        return File(stream, name=normalize_name(name))
 
     def delete(self, name: str) -> None:
         """Delete the row, then the object; a missing name is not an error."""
         record = self.record(name)
         if record is not None:
             self._manager().sync.delete(record)
-        _records().pop(name, None)
+        _records().pop(normalize_name(name), None)
 
     def exists(self, name: str) -> bool:
         """Return True when a PhysicalFile is stored under ``name`` (a database query, no S3 request)."""
@@ -168,7 +172,7 @@ class S3StrataStorage(Storage):
     def listdir(self, path: str) -> tuple[list[str], list[str]]:
         """Return the directories and files under ``path`` across both tiers and visibilities."""
         store = self._manager().objectstore
-        base = path.strip("/")
+        base = normalize_name(path).strip("/")
         dirs: set[str] = set()
         files: set[str] = set()
         for tier in StorageTier:

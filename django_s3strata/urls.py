@@ -11,4 +11,5 @@ app_name = "s3strata"
 urlpatterns = [
     path("uploads/", views.start, name="direct-upload"),
     path("uploads/finalize/", views.finalize, name="direct-upload-finalize"),
+    path("uploads/parts/", views.parts, name="direct-upload-parts"),
 ]

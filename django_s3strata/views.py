@@ -1,4 +1,4 @@
-"""JSON views of direct browser-to-S3 uploads: start (a grant) and finalize (the record)."""
+"""JSON views of direct browser-to-S3 uploads: start (a grant), parts (more part URLs) and finalize (the record)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from .core.exceptions import FileTooLargeError, S3StrataError, StorageError
-from .uploads import UploadNotFinishedError, UploadPolicy, finalize_upload, make_ref, start_upload
+from .uploads import (
+    UploadNotFinishedError,
+    UploadPolicy,
+    UploadRateLimitedError,
+    finalize_upload,
+    sign_parts,
+    start_upload,
+)
 
-__all__ = ["finalize", "start"]
+__all__ = ["finalize", "parts", "start"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,10 @@ def _answer(handler: Any, request: HttpRequest) -> JsonResponse:
         return _error(str(exc) or "Permission denied.", 403)
     except FileTooLargeError as exc:
         return _error(str(exc), 413)
+    except UploadRateLimitedError as exc:
+        response = _error(str(exc), 429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     except UploadNotFinishedError as exc:
         return _error(str(exc), 409)
     except StorageError as exc:
@@ -59,7 +70,7 @@ def _answer(handler: Any, request: HttpRequest) -> JsonResponse:
 
 def _size(value: Any) -> Any:
     # Form posts carry strings; JSON carries numbers. Anything else is refused by start_upload.
-    return int(value) if isinstance(value, str) and value.isdigit() else value
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20 else value
 
 
 @never_cache
@@ -80,14 +91,26 @@ def finalize(request: HttpRequest) -> JsonResponse:
     """Record a finished upload: ``{ticket}`` -> ``{id, ref, filename, size, content_type, tier, url}``."""
 
     def handle(data: dict[str, Any]) -> dict[str, Any]:
-        record = finalize_upload(request, data.get("ticket"))
+        done = finalize_upload(request, data.get("ticket"))
+        record = done.file
         return {
             "id": record.pk,
-            "ref": make_ref(record),
+            "ref": done.ref,
             "filename": record.filename,
             "size": record.size,
             "content_type": record.content_type,
             "tier": str(record.storage_tier),
         }
+
+    return _answer(handle, request)
+
+
+@never_cache
+@require_POST
+def parts(request: HttpRequest) -> JsonResponse:
+    """Sign more part URLs of a multipart grant: ``{ticket, first, last}`` -> ``{parts: [{number, size, url}]}``."""
+
+    def handle(data: dict[str, Any]) -> dict[str, Any]:
+        return sign_parts(request, data.get("ticket"), _size(data.get("first")), _size(data.get("last")))
 
     return _answer(handle, request)

@@ -28,6 +28,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_s3strata.middleware.DirectUploadMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -65,7 +66,9 @@ S3STRATA = {
     "SECRET_KEY": os.environ.get("S3STRATA_SECRET_KEY", "demo-secret"),
     "HOT_BUCKET": os.environ.get("S3STRATA_HOT_BUCKET", "demo-hot"),
     "COLD_BUCKET": os.environ.get("S3STRATA_COLD_BUCKET", "demo-cold"),
-    "ADVANCED": {"ORPHAN_GRACE_PERIOD": int(os.environ.get("S3STRATA_ORPHAN_GRACE_PERIOD", "60"))},
+    # Two hours: a direct upload's grant (DIRECT_UPLOAD_EXPIRES, one hour) plus the hour it may take to
+    # finalise; a shorter grace period would let the sweep delete uploads in flight (check s3strata.E007).
+    "ADVANCED": {"ORPHAN_GRACE_PERIOD": int(os.environ.get("S3STRATA_ORPHAN_GRACE_PERIOD", "7200"))},
     # The demo lets every visitor upload straight to S3, as its plain upload form does. A real site keeps
     # the default (signed-in users with s3strata.add_physicalfile) or names its own check here.
     "DIRECT_UPLOAD_AUTHORIZE": "example_project.files.views.anyone_may_upload",

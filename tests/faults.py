@@ -9,6 +9,7 @@ import socketserver
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -19,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 #: AccessDenied; "reset" drops the connection with a TCP RST before forwarding; "stall" forwards the
 #: request (so the server acts on it) and then withholds the answer past the client's read timeout.
 FAULTS = ("500", "slowdown", "stall", "reset")
+#: When a race's other writer runs: before the request reaches the server, or after it acted and before the answer.
+RACES = ("before", "after")
 _ANSWERS = {
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "slowdown": (503, "SlowDown", "Please reduce your request rate."),
@@ -89,6 +92,25 @@ class Faults:
         self._rules: list[_Rule] = []
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
+        #: A race: another writer run at the ``nth`` request of ``op``, before it is forwarded or before it is answered.
+        self._race: tuple[str, int, str, Callable[[], None]] | None = None
+
+    def race(self, op: str, nth: int, when: str, writer: Callable[[], None]) -> None:
+        """Run ``writer`` at the ``nth`` request of ``op``: ``when`` "before" it reaches the server, or "after"
+        the server acted on it and before its answer is sent (after the withholding, for a stalled one)."""
+        if when not in RACES:
+            raise ValueError(f"unknown race moment {when!r}")
+        with self._lock:
+            self._race = (op, nth, when, writer)
+
+    def race_due(self, op: str) -> tuple[str, Callable[[], None]] | None:
+        """Return (when, writer) if a race is set on the request of ``op`` just counted by ``decide``."""
+        with self._lock:
+            if self._race is None or self._race[0] != op or self._race[1] != self._counts.get(op):
+                return None
+            _, _, when, writer = self._race
+            self._race = None
+            return when, writer
 
     def fail(self, op: str, nth: int = 1, fault: str = "500", times: int = 1) -> None:
         """Answer the ``nth`` request of ``op`` (counted since ``reset``) and the ``times - 1`` after it with ``fault``."""
@@ -103,6 +125,7 @@ class Faults:
             self._rules.clear()
             self._counts.clear()
             self.log.clear()
+            self._race = None
 
     def ops(self) -> list[str]:
         """Return the operations seen since the last reset, in order."""
@@ -153,8 +176,11 @@ class _Handler(BaseHTTPRequestHandler):
         op = classify(self.command, self.path, self.headers)
         faults = self.server.faults
         fault = faults.decide(op)
-        seen = Seen(op, self.command, urlsplit(self.path).path, fault or "ok", None)
+        race = faults.race_due(op)
+        seen = Seen(op, self.command, urlsplit(self.path).path, fault or (f"race-{race[0]}" if race else "ok"), None)
         faults.record(seen)
+        if race and race[0] == "before":
+            race[1]()
         if fault == "reset":
             self._reset()
             return
@@ -167,8 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault == "stall":
             # The server has acted on the request; its answer never arrives in time.
             time.sleep(faults.stall_seconds)
+            if race and race[0] == "after":
+                race[1]()
             self._reset()
             return
+        if race and race[0] == "after":
+            race[1]()
         self.send_response(status, reason)
         for name, value in headers:
             if name.lower() not in _HOP_BY_HOP and not (name.lower() == "content-length" and self.command != "HEAD"):

@@ -162,3 +162,141 @@ def test_add_form_uploads_and_change_form_previews(s3strata_settings: Env, admin
     assert env.read("COLD", record.path) == b"\x89PNG...."
     change = admin_client.get(f"{CHANGELIST}{record.pk}/change/").content.decode()
     assert f'<img src="{record.url}"' in change
+
+
+# -- hostile input -----------------------------------------------------------------------------
+
+ORPHANS = CHANGELIST + "orphans/"
+shared_only = pytest.mark.parametrize("env", ["shared"], indirect=True)  # the layout plays no part in these
+
+
+@shared_only
+@pytest.mark.parametrize("orphan_action", ["delete", "adopt"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "backups/db.sql.gz",  # another application's object in the same bucket
+        "other-app/config.json",
+        "public/../backups/db.sql.gz",  # under a prefix by its text, outside it once a server resolves ".."
+        "private//x",
+        "private/a\nb",
+        "public",
+        "public/",
+        "publicity/x",
+        "/public/x",
+        "private/" + "x" * 1100,  # longer than any S3 key
+    ],
+)
+def test_orphans_page_refuses_keys_outside_the_prefixes(
+    s3strata_settings: Env, admin_client: Client, settings: Any, key: str, orphan_action: str
+) -> None:
+    env = s3strata_settings
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}
+    if len(key) < 1024 and "\n" not in key and not key.startswith("/"):
+        env.put("HOT", key, b"not ours")
+    before = env.keys("HOT")
+    listed = admin_client.get(ORPHANS + "?tier=HOT").context["orphans"]
+    assert key not in [o.key for o in listed]
+    for extra in ({}, {"confirm": "1"}):  # neither the confirmation page nor the action takes it
+        response = admin_client.post(ORPHANS, {"tier": "HOT", "orphan_action": orphan_action, "key": [key], **extra}, follow=True)
+        assert response.status_code == 200
+        assert any("is refused: only keys under the HOT tier's prefixes public/, private/" in m for m in texts(response))
+        assert b"Create rows for these objects?" not in response.content
+    assert env.keys("HOT") == before and not PhysicalFile.objects.exists()
+
+
+@shared_only
+def test_orphans_page_acts_on_good_keys_and_refuses_the_others(
+    s3strata_settings: Env, admin_client: Client, settings: Any
+) -> None:
+    env = s3strata_settings
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}
+    env.put("HOT", "private/stray.bin", b"s")
+    env.put("HOT", "backups/db.sql.gz", b"db")
+    data = {"tier": "HOT", "orphan_action": "delete", "key": ["private/stray.bin", "backups/db.sql.gz"]}
+    confirm = admin_client.post(ORPHANS, data)
+    assert [str(k) for k in confirm.context["keys"]] == ["private/stray.bin"]
+    done = admin_client.post(ORPHANS, {**data, "confirm": "1"}, follow=True)
+    assert "1 orphan deleted." in texts(done) and env.keys("HOT") == ["backups/db.sql.gz"]
+    too_many = admin_client.post(ORPHANS, {**data, "key": [f"private/{i}" for i in range(51)], "confirm": "1"}, follow=True)
+    assert "Select at most 50 orphans at a time." in texts(too_many)
+
+
+@shared_only
+@pytest.mark.parametrize(
+    ("query", "tier", "page"),
+    [("?tier=LUKEWARM", "HOT", 1), ("?page=abc", "HOT", 1), ("?tier=COLD&page=-4", "COLD", 1), ("?page=" + "9" * 5000, "HOT", 1)],
+)
+def test_orphans_page_falls_back_on_a_bad_tier_or_page(
+    s3strata_settings: Env, admin_client: Client, query: str, tier: str, page: int
+) -> None:
+    response = admin_client.get(ORPHANS + query)
+    assert response.status_code == 200 and (response.context["tier"], response.context["page"]) == (tier, page)
+
+
+@shared_only
+@pytest.mark.parametrize("tier", ["LUKEWARM", "", "HOT\x00"])
+def test_orphans_action_with_a_bad_tier_is_a_bad_request(s3strata_settings: Env, admin_client: Client, tier: str) -> None:
+    response = admin_client.post(ORPHANS, {"tier": tier, "orphan_action": "delete", "key": ["private/x"], "confirm": "1"})
+    assert response.status_code == 400 and b"Invalid tier" in response.content
+
+
+@shared_only
+def test_changelist_renders_rows_outside_the_prefixes(s3strata_settings: Env, admin_client: Client) -> None:
+    ours = get_file_manager().sync.upload(b"x", UploadOptions(filename="ours.png"))
+    theirs = PhysicalFile.objects.create(filename="config.png", path="other-app/config.png", content_type="image/png")
+    odd = PhysicalFile.objects.create(filename="odd.txt", path="private/odd.txt", storage_tier="WARM")
+    page = admin_client.get(CHANGELIST)
+    html = page.content.decode()
+    assert page.status_code == 200 and "config.png" in html and "odd.txt" in html
+    assert html.count('rel="noopener"') == 1 and html.count('class="s3strata-no-link"') == 2
+    assert "under neither of the HOT tier&#x27;s prefixes" in html  # the reason, as the dash's title
+    for record in (theirs, odd):
+        change = admin_client.get(f"{CHANGELIST}{record.pk}/change/")
+        assert change.status_code == 200 and b"s3strata-no-link" in change.content and b"<img" not in change.content
+    assert b"<img" in admin_client.get(f"{CHANGELIST}{ours.pk}/change/").content
+
+
+HUGE = "99999999999999999999"
+
+
+@shared_only
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (HUGE, "Enter at most 3153600000 seconds (100 years)."),
+        ("3153600001", "Enter at most 3153600000 seconds (100 years)."),
+        ("-1", "Enter 0 or more seconds."),
+        ("1e400", "Enter a whole number of seconds"),
+        ("9" * 5000, "Enter a whole number of seconds"),
+    ],
+)
+def test_add_form_refuses_a_bad_hot_duration_before_any_upload(
+    s3strata_settings: Env, admin_client: Client, value: str, error: str
+) -> None:
+    env = s3strata_settings
+    upload = SimpleUploadedFile("big.bin", b"payload", "application/octet-stream")
+    response = admin_client.post(
+        CHANGELIST + "add/", {"upload": upload, "tier": "HOT", "visibility": "PRIVATE", "hot_duration": value}
+    )
+    assert response.status_code == 200
+    assert any(error in e for e in response.context["adminform"].form.errors["hot_duration"])
+    assert env.keys("HOT") == [] and not PhysicalFile.objects.exists()  # nothing stored, no orphan
+
+
+@shared_only
+def test_add_form_accepts_the_longest_hot_duration(s3strata_settings: Env, admin_client: Client) -> None:
+    upload = SimpleUploadedFile("long.bin", b"payload", "application/octet-stream")
+    data = {"upload": upload, "tier": "HOT", "visibility": "PRIVATE", "hot_duration": "3153600000"}
+    assert admin_client.post(CHANGELIST + "add/", data).status_code == 302
+    assert PhysicalFile.objects.get().hot_until.year >= datetime.date.today().year + 99
+
+
+@shared_only
+@pytest.mark.parametrize("value", [HUGE, "-5", "abc"])
+def test_set_hot_duration_shows_a_form_error(s3strata_settings: Env, admin_client: Client, value: str) -> None:
+    f = get_file_manager().sync.upload(b"h", UploadOptions(hot_duration=60))
+    page = action(admin_client, "set_hot_duration", [f], apply="1", duration=value)
+    assert page.status_code == 200 and page.context["form"].errors["duration"]
+    assert b"errorlist" in page.content and not texts(page)  # no "failed: <Python message>"
+    assert PhysicalFile.objects.get().hot_until == f.hot_until

@@ -130,6 +130,27 @@ def test_set_hot_duration_through_the_intermediate_page(admin_browser: Any) -> N
     assert PhysicalFile.objects.get().hot_until <= timezone.now()
 
 
+def test_a_huge_hot_duration_is_a_form_error(admin_browser: Any) -> None:
+    """Typed into the intermediate page, 20 digits never reach S3 or the rows: first the browser
+    refuses it (the field's max), and without that check the server answers with a form error."""
+    browser = admin_browser
+    f = get_file_manager().sync.upload(b"x", UploadOptions(filename="keep-hot.txt", hot_duration=86400))
+    run_action(browser, "set_hot_duration", [f.pk])
+    field = browser.find_element(By.NAME, "duration")
+    field.clear()
+    field.send_keys("99999999999999999999")
+    browser.find_element(By.NAME, "apply").click()
+    assert browser.execute_script("return arguments[0].validity.rangeOverflow", field)
+    assert browser.find_elements(By.NAME, "duration")  # still on the intermediate page
+    browser.execute_script("arguments[0].removeAttribute('max')", field)  # as an old browser, or a forged POST
+    submit(browser, browser.find_element(By.NAME, "apply"))
+    errors = browser.find_element(By.CSS_SELECTOR, "ul.errorlist").text
+    assert errors == "Enter at most 3153600000 seconds (100 years)."
+    assert "keep-hot.txt" in browser.find_element(By.ID, "content").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "ul.messagelist li.error")
+    assert PhysicalFile.objects.get().hot_until == f.hot_until
+
+
 def test_adopt_an_orphan_from_the_orphans_page(admin_browser: Any, s3strata_settings: Env, settings: Any) -> None:
     env, browser = s3strata_settings, admin_browser
     settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}
@@ -148,12 +169,21 @@ def test_adopt_an_orphan_from_the_orphans_page(admin_browser: Any, s3strata_sett
 
 
 @pytest.mark.seaweed
-@pytest.mark.parametrize("size", [300_000, 11 * 1024 * 1024], ids=["post", "multipart"])
-def test_direct_upload_through_the_admin_widget(admin_browser: Any, seaweed_settings: Env, tmp_path: Path, size: int) -> None:
+@pytest.mark.parametrize(
+    ("size", "batch"),
+    [(300_000, None), (11 * 1024 * 1024, None), (16 * 1024 * 1024, 1)],
+    ids=["post", "multipart", "multipart-batches"],
+)
+def test_direct_upload_through_the_admin_widget(
+    admin_browser: Any, seaweed_settings: Env, tmp_path: Path, size: int, batch: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On SeaweedFS (signatures and POST policies enforced): the browser sends the file to S3 itself
-    (one POST, or parts with PUT); the form carries a signed ref."""
+    (one POST, or parts with PUT, their URLs signed a batch at a time); the form carries a signed ref."""
+    from django_s3strata.core import direct
     from tests.testapp.models import Clip
 
+    if batch is not None:  # one part URL per request: the widget asks the parts view for parts 2, 3 and 4
+        monkeypatch.setattr(direct, "PART_BATCH", batch)
     env, browser = seaweed_settings, admin_browser
     source = tmp_path / "holiday.mp4"
     source.write_bytes(bytes(range(256)) * (size // 256))

@@ -122,6 +122,7 @@ def test_deploy_check_asks_s3(s3strata_settings: Env, settings: Any) -> None:
     settings.S3STRATA = value
     [message] = check_buckets_exist()
     assert message.id == "s3strata.E010" and "no-such-bucket-anywhere" in message.hint
+    assert "does not exist" in message.msg  # HeadBucket's bare 404 is a missing bucket, not "no such object"
 
 
 @pytest.mark.django_db
@@ -138,3 +139,29 @@ def test_direct_upload_fields_need_the_urls(settings: Any) -> None:
     settings.ROOT_URLCONF = "tests.urls_without_s3strata"
     [warning] = check_direct_upload_urls()
     assert warning.id == "s3strata.W002" and "testapp.Clip.video" in warning.msg
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"ADVANCED": {"ORPHAN_GRACE_PERIOD": 60}}, True),  # a minute: direct uploads in flight would be swept
+        ({"ADVANCED": {"ORPHAN_GRACE_PERIOD": 7199}}, True),  # one second short of 3600 + the 1-hour margin
+        ({"ADVANCED": {"ORPHAN_GRACE_PERIOD": 7200}}, False),
+        ({"ADVANCED": {"ORPHAN_GRACE_PERIOD": 7200}, "DIRECT_UPLOAD_EXPIRES": 7200}, True),
+        ({"ADVANCED": {"ORPHAN_GRACE_PERIOD": 3900}, "DIRECT_UPLOAD_EXPIRES": 300}, False),
+        ({}, False),  # the defaults: 24 hours against 1 + 1 hours
+    ],
+)
+def test_grace_period_must_cover_the_upload_window(settings: Any, extra: dict[str, Any], refused: bool) -> None:
+    settings.S3STRATA = {**GOOD, **extra}
+    messages = [m for m in check_settings() if m.id == "s3strata.E007"]
+    assert bool(messages) is refused
+    if refused:
+        [message] = messages
+        assert message.level == checks.ERROR and "ORPHAN_GRACE_PERIOD" in message.msg and "DIRECT_UPLOAD_EXPIRES" in message.msg
+        assert "at least" in message.hint
+
+
+def test_storage_hot_duration_setting_is_bounded(settings: Any) -> None:
+    assert "s3strata.E001" in ids(settings, {**GOOD, "STORAGE_HOT_DURATION": 10**20})
+    assert ids(settings, {**GOOD, "STORAGE_HOT_DURATION": 100 * 365 * 86400}) == []

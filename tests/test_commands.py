@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
+import socket
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.core.management.base import OutputWrapper
+from django.utils import timezone
 
 from django_s3strata import get_file_manager
 from django_s3strata.core import UploadOptions
@@ -84,3 +90,70 @@ def test_cors_command_adds_its_rule_and_keeps_others(s3strata_settings: Env) -> 
     assert [r["AllowedOrigins"] for r in cold] == [["https://app.example.com"]]
     with pytest.raises(CommandError, match="scheme://host"):
         run("s3strata_cors", "--origin", "app.example.com")
+
+
+# -- S3 unusable: a missing bucket, wrong keys, an endpoint that is down -------------------------
+
+FAILURES = {
+    # What the command's one line must name so that a person knows what to fix.
+    "missing-bucket": "create it, or fix the",
+    "wrong-keys": "access_key and secret_key",
+    "endpoint-down": "check that it is running",
+}
+COMMANDS = {
+    "s3strata_archive": [],
+    "s3strata_cors": ["--origin", "https://app.example.com"],
+    "s3strata_orphans": ["list"],
+    "s3strata_verify": [],
+}
+
+
+def run_cli(name: str, *args: str) -> tuple[int, str, str]:
+    """Run a command as ``manage.py`` does (CommandError printed, then sys.exit); return (status, stdout, stderr)."""
+    from django.core.management import load_command_class
+
+    out, err = io.StringIO(), io.StringIO()
+    command = load_command_class("django_s3strata", name)
+    command.stdout, command.stderr = OutputWrapper(out), OutputWrapper(err)
+    try:
+        command.run_from_argv(["manage.py", name, "--skip-checks", *args])
+    except SystemExit as exc:
+        return int(exc.code or 0), out.getvalue(), err.getvalue()
+    return 0, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def broken_s3(request: pytest.FixtureRequest, s3strata_settings: Env, settings: Any) -> Iterator[str]:
+    """settings.S3STRATA pointing at S3 that cannot serve: ``request.param`` says how."""
+    value = {**settings.S3STRATA, "ADVANCED": {"MAX_ATTEMPTS": 1, "CONNECT_TIMEOUT": 2, "READ_TIMEOUT": 5}}
+    past = timezone.now() - datetime.timedelta(hours=1)
+    # One expired row, so that archive and verify have something to ask S3 about.
+    PhysicalFile.objects.create(filename="a.txt", path="private/a.txt", storage_tier="HOT", hot_until=past)
+    if request.param == "missing-bucket":
+        value.update(HOT_BUCKET="no-such-bucket-hot", COLD_BUCKET="no-such-bucket-cold")
+        settings.S3STRATA = value
+        yield request.param
+    elif request.param == "wrong-keys":
+        from moto.core import enable_iam_authentication
+
+        value.update(ACCESS_KEY="AKIAWRONGWRONGWRONG1", SECRET_KEY="wrong-secret")
+        settings.S3STRATA = value
+        with enable_iam_authentication():  # moto checks signatures only when asked
+            yield request.param
+    else:
+        with socket.socket() as sock:  # a port nothing listens on once closed
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        value.update(PORT=port)
+        settings.S3STRATA = value
+        yield request.param
+
+
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+@pytest.mark.parametrize("broken_s3", list(FAILURES), indirect=True)
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_commands_end_an_s3_failure_with_one_line(broken_s3: str, name: str) -> None:
+    status, out, err = run_cli(name, *COMMANDS[name])
+    assert status == 1, (out, err)
+    assert "Traceback" not in err and err.count("\n") <= 1, err
+    assert err.startswith("CommandError: ") and FAILURES[broken_s3] in err, err

@@ -20,7 +20,7 @@ from tests.conftest import Env
 from tests.testapp.models import Clip
 
 MiB = 1024 * 1024
-START, FINALIZE = "/s3strata/uploads/", "/s3strata/uploads/finalize/"
+START, FINALIZE, PARTS = "/s3strata/uploads/", "/s3strata/uploads/finalize/", "/s3strata/uploads/parts/"
 pytestmark = pytest.mark.django_db
 # The moto tests need one endpoint only: where the tiers live changes nothing here.
 one_endpoint = pytest.mark.parametrize("env", ["shared"], indirect=True)
@@ -285,14 +285,16 @@ def test_form_saves_the_file_a_ref_names(s3strata_settings: Env) -> None:
     from django_s3strata.uploads import make_ref
 
     env, client = s3strata_settings, uploader()
-    _, grant = call(client, START, filename="c.mp4", size=4)
-    env.put("HOT", grant["key"], b"clip")
+    policy = Clip._meta.get_field("video").upload_policy()
+    _, grant = call(client, START, filename="c.mp4", size=4, policy=policy.sign())
+    env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=b"clip", ContentType="video/mp4")
     _, done = call(client, FINALIZE, ticket=grant["ticket"])
     form = clip_form()(data={"title": "t", "video__s3strata_ref": done["ref"]})
     assert form.is_valid(), form.errors
     clip = form.save()
     assert clip.video_id == done["id"] and env.read("HOT", clip.video.path) == b"clip"
-    again = clip_form()(data={"title": "u", "video__s3strata_ref": make_ref(clip.video)})
+    ref = make_ref(clip.video, owner=f"user:{User.objects.get(username='uploader').pk}", policy=policy)
+    again = clip_form()(data={"title": "u", "video__s3strata_ref": ref})
     assert again.is_valid() and again.save().video_id == done["id"]
 
     forged = clip_form()(data={"title": "t", "video__s3strata_ref": "1:forged"})
@@ -327,7 +329,7 @@ def test_widget_renders_the_direct_upload_box(s3strata_settings: Env, settings: 
 def test_racing_finalizes_keep_one_row_and_the_object(s3strata_settings: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     env, client = s3strata_settings, uploader()
     _, grant = call(client, START, filename="a.txt", size=4)
-    env.put("HOT", grant["key"], b"race")
+    env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=b"race", ContentType="text/plain")
     original = operations.adopt_object
     rival: list[PhysicalFile] = []
 
@@ -338,6 +340,372 @@ def test_racing_finalizes_keep_one_row_and_the_object(s3strata_settings: Env, mo
 
     monkeypatch.setattr(operations, "adopt_object", another_finalize_wins_first)
     status, done = call(client, FINALIZE, ticket=grant["ticket"])
-    assert status == 200 and done["id"] == rival[0].pk
+    assert status == 200 and done["id"] == rival[0].pk, done
     assert list(PhysicalFile.objects.values_list("pk", flat=True)) == [rival[0].pk]
     assert env.read("HOT", grant["key"]) == b"race"
+
+
+# -- hostile input (docs/reliability.md "Hostile uploads") ---------------------------------------------
+
+
+def s3_writes(env: Env) -> list[str]:
+    return env.keys("HOT") + env.keys("COLD")
+
+
+@pytest.mark.seaweed
+def test_active_content_is_stored_as_an_attachment_and_s3_enforces_it(seaweed_settings: Env) -> None:
+    """A PUBLIC text/html upload that a policy admits by name is pinned to Content-Disposition: attachment."""
+    env, client = seaweed_settings, uploader()
+    body = b"<script>alert(document.domain)</script>"
+    policy = UploadPolicy(visibility="PUBLIC", content_types=("text/html",)).sign()
+    status, grant = call(client, START, filename="page.html", size=len(body), content_type="text/html", policy=policy)
+    assert status == 200 and grant["fields"]["Content-Disposition"].startswith("attachment;")
+    without = {k: v for k, v in grant["fields"].items() if k != "Content-Disposition"}
+    assert post_to_s3(grant, body, without).status_code == 403  # the policy requires the disposition
+    inline = {**grant["fields"], "Content-Disposition": "inline"}
+    assert post_to_s3(grant, body, inline).status_code == 403
+    assert s3_writes(env) == []
+    assert post_to_s3(grant, body).status_code in (200, 201, 204)
+    status, done = call(client, FINALIZE, ticket=grant["ticket"])
+    assert status == 200, done
+    head = env.client("HOT").head_object(Bucket=env.hot_bucket, Key=grant["key"])
+    assert head["ContentType"] == "text/html" and head["ContentDisposition"].startswith("attachment;")
+
+
+@pytest.mark.seaweed
+def test_active_content_in_parts_is_an_attachment_too(seaweed_settings: Env) -> None:
+    env, client = seaweed_settings, uploader()
+    body = b"<svg xmlns='http://www.w3.org/2000/svg'/>" + b" " * (7 * MiB)
+    policy = UploadPolicy(content_types=("image/svg+xml",)).sign()
+    status, grant = call(client, START, filename="logo.svg", size=len(body), policy=policy)
+    assert status == 200 and grant["method"] == "multipart"
+    assert put_parts(grant, body) == [200, 200]
+    assert call(client, FINALIZE, ticket=grant["ticket"])[0] == 200
+    head = env.client("HOT").head_object(Bucket=env.hot_bucket, Key=grant["key"])
+    assert head["ContentType"] == "image/svg+xml" and head["ContentDisposition"].startswith("attachment;")
+
+
+@one_endpoint
+@pytest.mark.parametrize(
+    ("filename", "content_type"),
+    [
+        ("page.html", "text/html"),
+        ("page.html", "application/pdf"),  # the name decides: still HTML
+        ("logo.svg", "image/svg+xml"),
+        ("feed.xml", "application/xml"),
+        ("x.xhtml", None),
+        ("app.js", "text/javascript"),
+    ],
+)
+def test_active_content_is_refused_by_the_default_allow_list(
+    s3strata_settings: Env, filename: str, content_type: str | None
+) -> None:
+    status, answer = call(uploader(), START, filename=filename, size=10, content_type=content_type)
+    assert status == 400 and "not accepted here" in answer["error"], answer
+    assert s3_writes(s3strata_settings) == []
+
+
+@one_endpoint
+def test_the_name_decides_the_stored_type(s3strata_settings: Env) -> None:
+    client = uploader()
+    status, grant = call(client, START, filename="report.pdf", size=3, content_type="text/html")
+    assert status == 200 and grant["content_type"] == "application/pdf"
+    assert grant["fields"]["Content-Type"] == "application/pdf" and "Content-Disposition" not in grant["fields"]
+    status, grant = call(client, START, filename="notes", size=3, content_type="text/plain")
+    assert status == 200 and grant["content_type"] == "text/plain"  # no extension: a plain claim stands
+    status, grant = call(client, START, filename="notes", size=3, content_type="text/html")
+    assert status == 200 and grant["content_type"] == "application/octet-stream"  # an active one does not
+
+
+@one_endpoint
+def test_active_content_refused_when_configured(s3strata_settings: Env, settings: Any) -> None:
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ACTIVE_CONTENT": "refuse"}}
+    policy = UploadPolicy(content_types=("text/html",)).sign()
+    status, answer = call(uploader(), START, filename="page.html", size=3, policy=policy)
+    assert status == 400 and "refused" in answer["error"]
+    assert s3_writes(s3strata_settings) == []
+
+
+@one_endpoint
+def test_uploads_through_django_store_the_named_type_and_attachments(s3strata_settings: Env, settings: Any) -> None:
+    """Without direct uploads: the browser's Content-Type is a claim; active content is an attachment."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from django_s3strata.core import InvalidOptionError
+    from django_s3strata.services import store_upload
+
+    env = s3strata_settings
+    pdf = store_upload(SimpleUploadedFile("report.pdf", b"%PDF", content_type="text/html"), "report.pdf", "a/report.pdf")
+    head = env.client("HOT").head_object(Bucket=env.hot_bucket, Key=pdf.path)
+    assert (pdf.content_type, head["ContentType"]) == ("application/pdf", "application/pdf")
+    assert "ContentDisposition" not in head
+    page = store_upload(SimpleUploadedFile("page.html", b"<p>", content_type="text/html"), "page.html", "b/page.html")
+    head = env.client("HOT").head_object(Bucket=env.hot_bucket, Key=page.path)
+    assert head["ContentType"] == "text/html" and head["ContentDisposition"].startswith("attachment;")
+    odd = store_upload(SimpleUploadedFile("blob", b"x", content_type="text/html; charset=x,image/png"), "blob", "c/blob")
+    assert odd.content_type == "application/octet-stream"
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ACTIVE_CONTENT": "refuse"}}
+    with pytest.raises(InvalidOptionError, match="refused"):
+        store_upload(SimpleUploadedFile("page.html", b"<p>", content_type="text/html"), "page.html", "d/page.html")
+    assert not any(k.endswith("d/page.html") for k in env.keys("HOT"))
+
+
+@one_endpoint
+@pytest.mark.parametrize(
+    ("filename", "content_type", "message"),
+    [
+        ("logo.svg", "image/svg+xml", "not accepted here"),
+        ("a.png", "image/", "is invalid"),
+        ("a.png", "image/x,text/html", "is invalid"),
+        ("a.png", "image/png; charset=utf-8", "is invalid"),
+        ("a.png", "image/*", "is invalid"),
+        ("a.png", ["image/png"], "is invalid"),
+    ],
+)
+def test_image_patterns_admit_strictly_parsed_passive_images_only(
+    s3strata_settings: Env, filename: str, content_type: Any, message: str
+) -> None:
+    policy = UploadPolicy(content_types=("image/*",)).sign()
+    status, answer = call(uploader(), START, filename=filename, size=3, content_type=content_type, policy=policy)
+    assert status == 400 and message in answer["error"], answer
+    assert s3_writes(s3strata_settings) == []
+
+
+@one_endpoint
+def test_an_image_pattern_pins_the_exact_type(s3strata_settings: Env) -> None:
+    import base64
+
+    policy = UploadPolicy(content_types=("image/*",)).sign()
+    status, grant = call(uploader(), START, filename="a.png", size=3, content_type="IMAGE/PNG", policy=policy)
+    assert status == 200
+    conditions = json.loads(base64.b64decode(grant["fields"]["policy"]))["conditions"]
+    assert {"Content-Type": "image/png"} in conditions
+
+
+def test_bad_patterns_are_refused_where_they_are_written(settings: Any) -> None:
+    from django_s3strata import conf
+    from django_s3strata.core import ConfigurationError, InvalidOptionError
+
+    with pytest.raises(InvalidOptionError, match="pattern"):
+        UploadPolicy(content_types=("image/",))
+    with pytest.raises(InvalidOptionError, match="pattern"):
+        UploadPolicy(content_types=("image/x,text/html",))
+    with pytest.raises(ConfigurationError, match="DIRECT_UPLOAD_CONTENT_TYPES"):
+        conf.parse({"DIRECT_UPLOAD_CONTENT_TYPES": ["image/*", "*/html;"]})
+    with pytest.raises(ConfigurationError, match="DIRECT_UPLOAD_CONTENT_TYPES"):
+        conf.parse({"DIRECT_UPLOAD_CONTENT_TYPES": "image/*"})
+
+
+def strict_form() -> Any:
+    from django import forms
+
+    from django_s3strata.forms import DirectUploadField, DirectUploadWidget
+
+    class AvatarForm(forms.Form):
+        avatar = DirectUploadField(widget=DirectUploadWidget(UploadPolicy(content_types=("image/*",), max_size=100)))
+
+    return AvatarForm
+
+
+@one_endpoint
+def test_a_ref_is_accepted_only_under_its_fields_policy(s3strata_settings: Env) -> None:
+    from django_s3strata.uploads import requester
+
+    env, client = s3strata_settings, uploader()
+    body = b"<html>" + b"x" * 5000
+    _, grant = call(client, START, filename="page.txt", size=len(body))  # the default policy
+    env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=body, ContentType="text/plain")
+    _, done = call(client, FINALIZE, ticket=grant["ticket"])
+    request = type("Request", (), {"user": User.objects.get(username="uploader")})()
+    with requester(request):
+        form = strict_form()(data={"avatar__s3strata_ref": done["ref"]})
+        assert not form.is_valid() and "another field" in str(form.errors["avatar"])
+
+    png = b"\x89PNG\r\n\x1a\n"
+    strict = UploadPolicy(content_types=("image/*",), max_size=100)
+    _, grant = call(client, START, filename="me.png", size=len(png), policy=strict.sign())
+    env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=png, ContentType="image/png")
+    _, done = call(client, FINALIZE, ticket=grant["ticket"])
+    with requester(request):
+        form = strict_form()(data={"avatar__s3strata_ref": done["ref"]})
+        assert form.is_valid(), form.errors
+        assert form.cleaned_data["avatar"].pk == done["id"]
+
+
+@one_endpoint
+def test_a_ref_is_accepted_only_from_its_uploader(s3strata_settings: Env) -> None:
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from django_s3strata.middleware import DirectUploadMiddleware
+
+    env, alice = s3strata_settings, uploader("alice")
+    uploader("mallory")
+    png = b"\x89PNG\r\n\x1a\n"
+    _, grant = call(
+        alice, START, filename="me.png", size=len(png), policy=UploadPolicy(content_types=("image/*",), max_size=100).sign()
+    )
+    env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=png, ContentType="image/png")
+    _, done = call(alice, FINALIZE, ticket=grant["ticket"])
+    outcomes: list[Any] = []
+
+    def view(request: Any) -> HttpResponse:
+        form = strict_form()(data={"avatar__s3strata_ref": done["ref"]})
+        outcomes.append(form.is_valid() or str(form.errors["avatar"]))
+        return HttpResponse()
+
+    for name in ("mallory", "alice"):
+        request = RequestFactory().post("/")
+        request.user = User.objects.get(username=name)
+        DirectUploadMiddleware(view)(request)
+    assert "someone else" in outcomes[0] and outcomes[1] is True
+
+
+@one_endpoint
+@pytest.mark.parametrize(
+    ("name", "body", "content_type", "message"),
+    [
+        ("page.html", b"<script>", "image/png", "not accepted here"),
+        ("big.png", b"x" * 200, "image/png", "File too large"),
+        ("a${filename}.png", b"x", "image/png", "rename the file"),
+    ],
+)
+def test_the_plain_upload_fallback_is_held_to_the_same_policy(
+    s3strata_settings: Env, name: str, body: bytes, content_type: str, message: str
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    form = strict_form()(data={}, files={"avatar": SimpleUploadedFile(name, body, content_type=content_type)})
+    assert not form.is_valid() and message in str(form.errors["avatar"]), form.errors
+    ok = strict_form()(data={}, files={"avatar": SimpleUploadedFile("me.png", b"png", content_type="text/html")})
+    assert ok.is_valid(), ok.errors
+
+
+@one_endpoint
+def test_a_filename_cannot_unpin_the_key(s3strata_settings: Env) -> None:
+    status, answer = call(uploader(), START, filename="${filename}", size=3)
+    assert status == 400 and "rename the file" in answer["error"]
+    status, answer = call(uploader("u2"), START, filename="x-${filename}.txt", size=3)
+    assert status == 400 and s3_writes(s3strata_settings) == []
+
+
+@pytest.mark.seaweed
+def test_s3_refuses_any_other_key_even_for_a_filename_variable(seaweed_settings: Env) -> None:
+    from django_s3strata.core import direct
+
+    env, store = seaweed_settings, get_file_manager().objectstore
+    key = "private/x-${filename}"
+    post = direct.presigned_post(store, StorageTier.HOT, key, size=4, content_type="text/plain", expires_in=60)
+    grant = {"url": post.url, "fields": post.fields}
+    assert post_to_s3(grant, b"evil", {**post.fields, "key": "private/chosen.txt"}).status_code == 403
+    assert post_to_s3(grant, b"evil", {**post.fields, "key": "private/x-evil.html"}).status_code == 403
+    # S3 fills "${filename}" from the sent file's name ("upload.bin"): not the pinned key either.
+    post_to_s3(grant, b"evil")
+    assert all(k == key for k in env.keys("HOT"))
+
+
+@one_endpoint
+def test_sizes_have_a_finite_default_bound(s3strata_settings: Env) -> None:
+    status, answer = call(uploader(), START, filename="huge.bin", size=10**15)
+    assert status == 413 and "5368709120" in answer["error"]
+    assert list(iter_pending_uploads(get_file_manager().objectstore, StorageTier.HOT)) == []
+
+
+@one_endpoint
+def test_a_huge_grant_signs_one_batch_and_more_on_demand(s3strata_settings: Env, settings: Any) -> None:
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_MAX_SIZE": None}
+    alice, mallory = uploader("alice"), uploader("mallory")
+    assert call(alice, START, filename="huge.bin", size=5 * 1024**4 + 1)[0] == 413  # over S3's 5 TiB
+    response = alice.post(START, data=json.dumps({"filename": "huge.bin", "size": 5 * 1024**4}), content_type="application/json")
+    grant = response.json()
+    assert response.status_code == 200 and len(response.content) < 100_000
+    assert grant["part_count"] == 10_000 and len(grant["parts"]) == 100
+    assert 5 * MiB <= grant["part_size"] <= 5 * 1024**3
+    status, more = call(alice, PARTS, ticket=grant["ticket"], first=101, last=200)
+    assert status == 200 and [p["number"] for p in more["parts"]] == list(range(101, 201))
+    assert call(alice, PARTS, ticket=grant["ticket"], first=1, last=101)[0] == 400  # one batch at most
+    assert call(alice, PARTS, ticket=grant["ticket"], first=9_999, last=10_001)[0] == 400
+    assert call(alice, PARTS, ticket=grant["ticket"], first="1", last=[2])[0] == 400
+    assert call(mallory, PARTS, ticket=grant["ticket"], first=1, last=2)[0] == 403
+    _, small = call(alice, START, filename="small.txt", size=3)
+    assert call(alice, PARTS, ticket=small["ticket"], first=1, last=1)[0] == 400
+    for upload in iter_pending_uploads(get_file_manager().objectstore, StorageTier.HOT):
+        get_file_manager().objectstore.client(StorageTier.HOT).abort_multipart_upload(
+            Bucket=s3strata_settings.hot_bucket, Key=upload.key, UploadId=upload.upload_id
+        )
+
+
+def test_part_settings_stay_within_s3_limits() -> None:
+    from django_s3strata import conf
+    from django_s3strata.core import ConfigurationError
+
+    for bad in ({"DIRECT_UPLOAD_PART_SIZE": 100 * 1024**3}, {"DIRECT_UPLOAD_PART_SIZE": MiB}, {"DIRECT_UPLOAD_MAX_SIZE": 10**15}):
+        with pytest.raises(ConfigurationError):
+            conf.parse(bad)
+    with pytest.raises(ConfigurationError, match="RATE_LIMIT"):
+        conf.parse({"DIRECT_UPLOAD_RATE_LIMIT": 5})
+
+
+@one_endpoint
+def test_starts_are_rate_limited_per_user(s3strata_settings: Env, settings: Any) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_RATE_LIMIT": (2, 60)}
+    alice, bob = uploader("alice"), uploader("bob")
+    assert [call(alice, START, filename="a.txt", size=3)[0] for _ in range(2)] == [200, 200]
+    response = alice.post(START, data=json.dumps({"filename": "a.txt", "size": 3}), content_type="application/json")
+    assert response.status_code == 429 and "Too many uploads" in response.json()["error"]
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert call(bob, START, filename="a.txt", size=3)[0] == 200
+
+
+@pytest.mark.seaweed  # moto reports every upload as started in 2010
+@pytest.mark.parametrize("mode", ["report", "adopt", "delete"])
+def test_abandoned_multipart_uploads_are_aborted_in_every_mode(
+    seaweed_settings: Env, settings: Any, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    import time
+
+    from django_s3strata import uploads
+
+    env = seaweed_settings
+    store = get_file_manager().objectstore
+    env.client("HOT").create_multipart_upload(Bucket=env.hot_bucket, Key="private/abandoned.bin")
+    # A fresh upload may still be finalized: no mode aborts it (the grace period keeps it in delete mode).
+    assert operations.sweep_orphans(mode).aborted_uploads == 0
+    assert len(list(iter_pending_uploads(store, StorageTier.HOT))) == 1
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_EXPIRES": 1}
+    monkeypatch.setattr(uploads, "TICKET_GRACE", 0, raising=False)
+    monkeypatch.setattr(uploads, "ABANDON_MARGIN", 1, raising=False)
+    time.sleep(2.5)
+    assert operations.sweep_orphans(mode, dry_run=True).aborted_uploads == 0
+    summary = operations.sweep_orphans(mode)
+    assert (summary.unfinished_uploads, summary.aborted_uploads) == (1, 1)
+    assert list(iter_pending_uploads(store, StorageTier.HOT)) == []
+
+
+@one_endpoint
+def test_an_anonymous_ticket_does_not_carry_the_session_key(
+    s3strata_settings: Env, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from django.core import signing
+
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_AUTHORIZE": "tests.test_direct_uploads.anyone"}
+    env, client = s3strata_settings, Client()
+    with caplog.at_level(logging.INFO, logger="django_s3strata"):
+        status, grant = call(client, START, filename="a.txt", size=4)
+    assert status == 200
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    ticket = signing.loads(grant["ticket"], salt="django_s3strata.uploads.ticket")
+    assert session_key not in json.dumps(ticket) and session_key not in caplog.text
+    assert ticket["u"].startswith("session:")
+    env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=b"anon", ContentType="text/plain")
+    assert call(Client(), FINALIZE, ticket=grant["ticket"])[0] == 403  # another session
+    assert call(client, FINALIZE, ticket=grant["ticket"])[0] == 200
+
+
+def anyone(request: Any, policy: UploadPolicy) -> bool:
+    return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ from django.forms import modelform_factory
 from django.template import Context, Template
 
 from django_s3strata import get_file_manager, signals
-from django_s3strata.core import StorageTier
+from django_s3strata.core import InvalidOptionError, StorageTier
+from django_s3strata.fields import PhysicalFileField
 from django_s3strata.models import PhysicalFile
 from django_s3strata.storage import S3StrataStorage, prefetch_files
 from tests.conftest import Env
@@ -162,6 +164,59 @@ def test_default_storage_is_s3strata(s3strata_settings: Env) -> None:
     assert not default_storage.exists(name) and env.keys("HOT") == []
     with pytest.raises(FileNotFoundError):
         default_storage.open(name)
+
+
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+def test_a_decomposed_name_finds_the_file_it_saved(s3strata_settings: Env) -> None:
+    """macOS sends "é" as "e" + U+0301 (NFD); the file is stored under NFC and found under either form."""
+    env = s3strata_settings
+    nfd, nfc = "d\u0065\u0301cembre/re\u0301sume\u0301.txt", "d\u00e9cembre/r\u00e9sum\u00e9.txt"
+    name = default_storage.save(nfd, ContentFile(b"cv"))
+    assert (
+        name == unicodedata.normalize("NFC", name)
+        and name.startswith("d\u00e9cembre/")
+        and name.endswith("-r\u00e9sum\u00e9.txt")
+    )
+    record = PhysicalFile.objects.get()
+    assert record.path == f"private/{name}" and record.filename == "r\u00e9sum\u00e9.txt"
+    assert env.keys("HOT") == [record.path]
+    decomposed = unicodedata.normalize("NFD", name)
+    for given in (name, decomposed):
+        assert default_storage.exists(given)
+        assert default_storage.size(given) == 2
+        assert "X-Amz-Signature" in default_storage.url(given) and fetch(default_storage.url(given)) == b"cv"
+        with default_storage.open(given) as fh:
+            assert fh.read() == b"cv"
+        assert default_storage.get_modified_time(given) is not None
+    assert default_storage.listdir(unicodedata.normalize("NFD", "d\u00e9cembre")) == ([], [name.split("/", 1)[1]])
+    assert default_storage.get_available_name(nfd) == nfc
+    report = Report(name="r", pdf=decomposed)
+    prefetch_files([report], "pdf")
+    assert fetch(report.pdf.url) == b"cv"
+    default_storage.delete(decomposed)
+    assert not default_storage.exists(name) and env.keys("HOT") == [] and not PhysicalFile.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"hot_duration": 10**20},
+        {"hot_duration": -1},
+        {"hot_duration": "60"},
+        {"expires_in": 0},
+        {"expires_in": 8 * 86400},
+        {"tier": "WARM"},
+    ],
+)
+def test_storage_refuses_bad_options_when_built(options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidOptionError):
+        S3StrataStorage(**options)
+
+
+def test_field_refuses_a_bad_hot_duration_when_defined() -> None:
+    with pytest.raises(InvalidOptionError, match="100 years"):
+        PhysicalFileField(hot_duration=10**20)
+    assert PhysicalFileField(hot_duration=100 * 365 * 86400).hot_duration == 100 * 365 * 86400
 
 
 def test_long_names_fit_the_field(s3strata_settings: Env) -> None:

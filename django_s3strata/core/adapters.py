@@ -6,19 +6,22 @@ import abc
 import asyncio
 import itertools
 import threading
-from collections.abc import Coroutine, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from .types import UNSET, FileId, ObjectInfo, PhysicalFile, StorageTier
 
-__all__ = ["InMemoryAdapter", "LoopBridgeAdapter", "Move", "StorageAdapter", "SyncStorageAdapter"]
+__all__ = ["ClaimKey", "InMemoryAdapter", "LoopBridgeAdapter", "Move", "StorageAdapter", "SyncStorageAdapter"]
 
 T = TypeVar("T")
 
 #: One conditional update: a record as read, and the changes (as ``update`` takes them) to commit on it
 #: while its row is still at the record's tier and path.
 Move = tuple[PhysicalFile, dict[str, Any]]
+
+#: One object key a writer claims before it writes or deletes it: (tier, key).
+ClaimKey = tuple[StorageTier, str]
 
 
 class StorageAdapter(abc.ABC):
@@ -101,6 +104,29 @@ class StorageAdapter(abc.ABC):
         """
         raise NotImplementedError
 
+    async def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        """Claim each free (or expired, or already ``owner``'s) key for ``owner`` for ``seconds``.
+
+        Return the keys held by another writer, with their holder; the other keys are now
+        ``owner``'s (the caller releases them if it cannot use a partial claim). Every writer of
+        an object (moves, deletes, archival, orphan sweeps, adoption, repairs) claims the keys it
+        writes or deletes first, so two writers never meet on one key; a claim expires, so a
+        killed writer blocks nobody for long. The default raises NotImplementedError: FileManager
+        then relies on its compare-and-set commits alone (see docs/architecture.md).
+        """
+        raise NotImplementedError
+
+    async def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        """Release ``owner``'s claims on ``keys`` (keys claimed by others are left alone)."""
+        raise NotImplementedError
+
+    async def run_after_commit(self, work: Callable[[], object]) -> bool:
+        """Inside an open transaction, run ``work`` once it commits and return True; False outside one.
+
+        Optional; see SyncStorageAdapter.run_after_commit.
+        """
+        raise NotImplementedError
+
     def as_sync(self) -> SyncStorageAdapter:
         """Return the sync face of this adapter; the default runs each coroutine on a private loop."""
         return LoopBridgeAdapter(self)
@@ -159,6 +185,23 @@ class SyncStorageAdapter(abc.ABC):
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
         """``update_if`` for each (record, changes) at the record's tier and path, in order; optional."""
+        raise NotImplementedError
+
+    def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        """Claim the free keys for ``owner``; return the ones held by others, with their holder; optional."""
+        raise NotImplementedError
+
+    def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        """Release ``owner``'s claims on ``keys``; optional."""
+        raise NotImplementedError
+
+    def run_after_commit(self, work: Callable[[], object]) -> bool:
+        """Inside an open transaction, run ``work`` once it commits (never on rollback) and return True.
+
+        Return False when no transaction is open: the caller then does the work at once. Deletes of
+        objects (a deleted record's, a moved record's stale source) go through it, so that a rolled
+        back transaction keeps the object its record points at again. Optional.
+        """
         raise NotImplementedError
 
 
@@ -229,6 +272,13 @@ class LoopBridgeAdapter(SyncStorageAdapter):
         records: list[PhysicalFile | None] = self._call(method(moves))
         return records
 
+    def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        held: dict[ClaimKey, str] = self._call(self.adapter.claim_keys(owner, keys, seconds))
+        return held
+
+    def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        self._call(self.adapter.release_keys(owner, keys))
+
     def create_stored(
         self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
     ) -> PhysicalFile:
@@ -244,6 +294,7 @@ class _InMemoryState:
 
     def __init__(self) -> None:
         self.files: dict[FileId, PhysicalFile] = {}
+        self.claims: dict[ClaimKey, tuple[str, datetime]] = {}
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
 
@@ -319,6 +370,28 @@ class InMemorySyncAdapter(SyncStorageAdapter):
         with self._state.lock:
             return {f.path for f in self._state.files.values() if f.storage_tier == storage_tier and f.path in wanted}
 
+    def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        now = datetime.now(UTC)
+        until = now + timedelta(seconds=seconds)
+        held: dict[ClaimKey, str] = {}
+        with self._state.lock:
+            for tier, key in keys:
+                name = (StorageTier(tier), key)
+                holder = self._state.claims.get(name)
+                if holder is not None and holder[0] != owner and holder[1] > now:
+                    held[name] = holder[0]
+                else:
+                    self._state.claims[name] = (owner, until)
+        return held
+
+    def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        with self._state.lock:
+            for tier, key in keys:
+                name = (StorageTier(tier), key)
+                holder = self._state.claims.get(name)
+                if holder is not None and holder[0] == owner:
+                    del self._state.claims[name]
+
 
 class InMemoryAdapter(StorageAdapter):
     """A supported in-memory StorageAdapter, for tests, demos and scripts (thread-safe)."""
@@ -368,6 +441,12 @@ class InMemoryAdapter(StorageAdapter):
 
     async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
         return self._sync.find_existing_paths(storage_tier, paths)
+
+    async def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        return self._sync.claim_keys(owner, keys, seconds)
+
+    async def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        self._sync.release_keys(owner, keys)
 
 
 def _key(id: FileId) -> FileId:

@@ -7,10 +7,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .contenttypes import ACTIVE_CONTENT_POLICIES, ActiveContent
 from .exceptions import ConfigurationError, InvalidOptionError
 from .types import FileVisibility, StorageTier
 
 __all__ = [
+    "MAX_DURATION",
     "MAX_PRESIGN_EXPIRY",
     "ResolvedTier",
     "S3StrataAdvancedOptions",
@@ -20,16 +22,36 @@ __all__ = [
     "get_bucket_name",
     "get_path_prefix",
     "get_tier_config",
+    "parse_seconds",
     "parse_tier",
     "parse_visibility",
     "resolve_tier",
+    "tier_clash",
 ]
 
 #: S3 refuses SigV4 presigned URLs valid for longer than seven days.
 MAX_PRESIGN_EXPIRY = 7 * 24 * 3600
+#: The longest hot duration or grace period accepted: 100 years of 365 days (3,153,600,000 s). Far
+#: past any real need, and far inside what a datetime can hold (year 9999), so ``now + duration``
+#: cannot overflow after an object was already stored.
+MAX_DURATION = 100 * 365 * 24 * 3600
 AddressingStyle = Literal["path", "virtual"]
 ChecksumWhen = Literal["when_supported", "when_required"]
 ContentDisposition = Literal["inline", "attachment"]
+
+
+def parse_seconds(
+    value: object, what: str, *, allow_none: bool = True, minimum: int = 0, maximum: int = MAX_DURATION
+) -> int | None:
+    """Return ``value`` as whole seconds from ``minimum`` to ``maximum`` (None when allowed), else raise InvalidOptionError."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        span = f"{maximum // (365 * 86400)} years" if maximum >= 365 * 86400 else f"{maximum // 86400} days"
+        raise InvalidOptionError(
+            f"{what}={value!r} is invalid: give a whole number of seconds from {minimum} to {maximum} ({span})."
+        )
+    return value
 
 
 def parse_tier(value: object, *, what: str = "tier") -> StorageTier:
@@ -74,6 +96,9 @@ class S3StrataAdvancedOptions:
     cold_storage_class: str | None = None
     #: When set, presigned URLs carry ``Content-Disposition: <this>; filename*=<record filename>``.
     presign_content_disposition: ContentDisposition | None = None
+    #: Files a browser would run as a page (HTML, XHTML, SVG, XML, JavaScript): stored with
+    #: ``Content-Disposition: attachment`` ("attachment"), refused ("refuse"), or as sent ("inline").
+    active_content: ActiveContent = "attachment"
     #: Parallel S3 requests per process: the thread pool and the HTTP connection pool size.
     max_concurrency: int = 16
     #: Threads of the async API for steps that move a large body through this process (uploads over
@@ -92,6 +117,12 @@ class S3StrataAdvancedOptions:
     read_timeout: float = 60.0
     #: Orphans younger than this (seconds) are never deleted or adopted: their upload may be in flight.
     orphan_grace_period: int = 24 * 3600
+    #: How long a writer's claim on the keys it writes lasts (seconds): a killed writer blocks its
+    #: files for at most this long. Longer than any single move's copy should take.
+    claim_seconds: int = 900
+    #: How long a move or delete waits for another writer's claim on the same file (seconds)
+    #: before it raises ConflictError; sweeps never wait.
+    claim_wait: float = 10.0
 
     def __post_init__(self) -> None:
         try:
@@ -115,6 +146,10 @@ class S3StrataAdvancedOptions:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name}={value!r} is invalid: give a whole number of at least 1.")
+        if isinstance(self.claim_seconds, bool) or not isinstance(self.claim_seconds, int) or self.claim_seconds < 1:
+            raise ConfigurationError(f"claim_seconds={self.claim_seconds!r} is invalid: give whole seconds, at least 1.")
+        if isinstance(self.claim_wait, bool) or not isinstance(self.claim_wait, int | float) or not 0 <= self.claim_wait <= 3600:
+            raise ConfigurationError(f"claim_wait={self.claim_wait!r} is invalid: give seconds from 0 to 3600.")
         if self.multipart_chunksize < 5 * 1024 * 1024:
             raise ConfigurationError("multipart_chunksize must be at least 5 MiB (5242880), S3's smallest part.")
         if self.multipart_threshold < 1:
@@ -124,6 +159,10 @@ class S3StrataAdvancedOptions:
                 raise ConfigurationError(f"{name} must be 'when_supported' or 'when_required'.")
         if self.presign_content_disposition not in (None, "inline", "attachment"):
             raise ConfigurationError("presign_content_disposition must be None, 'inline' or 'attachment'.")
+        if self.active_content not in ACTIVE_CONTENT_POLICIES:
+            raise ConfigurationError(
+                f"active_content={self.active_content!r} is invalid: use 'attachment' (the default), 'refuse' or 'inline'."
+            )
 
 
 @dataclass
@@ -306,6 +345,25 @@ def _validate_resolved(r: ResolvedTier, lower: str) -> None:
         )
     if r.addressing_style not in ("path", "virtual"):
         raise ConfigurationError(f"{lower} addressing_style must be 'path' or 'virtual', not {r.addressing_style!r}.")
+
+
+def tier_clash(hot: ResolvedTier, cold: ResolvedTier) -> str | None:
+    """Return why HOT and COLD cannot share their location (one bucket, overlapping prefixes), or None.
+
+    A key would then belong to both tiers: archival would copy an object onto itself and then
+    delete it. The system check s3strata.E003 and building an ObjectStore say the same words.
+    """
+    if hot.endpoint_url != cold.endpoint_url or hot.bucket != cold.bucket:
+        return None
+    for h in (hot.public_prefix, hot.private_prefix):
+        for c in (cold.public_prefix, cold.private_prefix):
+            a, b = h + "/", c + "/"
+            if a.startswith(b) or b.startswith(a):
+                return (
+                    f"HOT and COLD share the bucket {hot.bucket!r} and their prefixes overlap ({h!r} and {c!r}): "
+                    "a key would belong to both tiers."
+                )
+    return None
 
 
 # Upstream's helper functions, kept for code written against the Python port.

@@ -1,9 +1,12 @@
 """Uploads that go from a client straight to S3: presigned POST policies and multipart part URLs.
 
-The server picks the key, the size and the content type; the client only gets signatures bound
-to them. A POST policy pins the key, the Content-Type and the exact length; each multipart part
-URL signs its ``Content-Length``, and completing the upload checks the parts against the plan.
-Nothing here writes a record: the caller checks the object (``ObjectStore.head``) and records it.
+The server picks the key, the size, the content type and its disposition; the client only gets
+signatures bound to them. A POST policy pins the key (exactly, even when it ends in
+``${filename}``), the Content-Type, the Content-Disposition and the exact length; each multipart
+part URL signs its ``Content-Length``, part URLs are signed in batches on demand
+(``sign_parts``), and completing the upload checks the parts against the plan. Sizes stay within
+S3's limits (5 MiB to 5 GiB parts, 10,000 parts, 5 TiB objects). Nothing here writes a record: the
+caller checks the object (``head``) and records it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .config import MAX_PRESIGN_EXPIRY
-from .exceptions import FileTooLargeError, InvalidOptionError, StorageError
+from .exceptions import FileTooLargeError, InvalidOptionError, ObjectNotFoundError, StorageError
 from .objectstore import ObjectStore, translate_errors
 from .types import StorageTier
 
@@ -24,9 +27,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CORS_RULE_ID",
+    "MAX_OBJECT_SIZE",
     "MAX_PARTS",
+    "MAX_PART_SIZE",
     "MAX_POST_SIZE",
     "MIN_PART_SIZE",
+    "PART_BATCH",
+    "LandedObject",
     "MultipartTarget",
     "PendingUpload",
     "PostTarget",
@@ -34,17 +41,23 @@ __all__ = [
     "apply_cors",
     "complete_multipart",
     "cors_rule",
+    "head",
     "iter_pending_uploads",
     "part_sizes",
     "presigned_post",
+    "sign_parts",
     "start_multipart",
 ]
 
-#: S3's limits: one POST carries at most 5 GiB; a multipart upload has at most 10,000 parts of at
-#: least 5 MiB each (but the last).
+#: S3's limits: one POST carries at most 5 GiB; a multipart upload has at most 10,000 parts of
+#: 5 MiB (but the last) to 5 GiB each, and an object at most 5 TiB.
 MAX_POST_SIZE = 5 * 1024**3
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * 1024**2
+MAX_PART_SIZE = 5 * 1024**3
+MAX_OBJECT_SIZE = 5 * 1024**4
+#: Part URLs signed per request: a grant for 10,000 parts is not 10,000 signatures at once.
+PART_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -57,12 +70,25 @@ class PostTarget:
 
 @dataclass(frozen=True)
 class MultipartTarget:
-    """A started multipart upload: PUT part ``n`` (1-based) of ``sizes[n-1]`` bytes to ``urls[n-1]``."""
+    """A started multipart upload: PUT part ``n`` (1-based) of ``sizes[n-1]`` bytes to ``urls[n-1]``.
+
+    ``urls`` holds the first batch only (``PART_BATCH`` at most); ``sign_parts`` signs the rest.
+    """
 
     upload_id: str
     part_size: int
     sizes: list[int]
     urls: list[str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class LandedObject:
+    """What a HEAD tells about an uploaded object: what finalize compares with the grant."""
+
+    size: int
+    etag: str | None
+    content_type: str | None
+    content_disposition: str | None
 
 
 @dataclass(frozen=True)
@@ -89,8 +115,10 @@ def _check_size(size: int, max_size: float) -> None:
         raise FileTooLargeError(size, max_size)
 
 
-def _write_fields(store: ObjectStore, tier: StorageTier, content_type: str) -> dict[str, str]:
+def _write_fields(store: ObjectStore, tier: StorageTier, content_type: str, disposition: str | None) -> dict[str, str]:
     fields = {"Content-Type": content_type}
+    if disposition:
+        fields["Content-Disposition"] = disposition
     storage_class = store.tier(tier).storage_class
     if storage_class:
         fields["x-amz-storage-class"] = storage_class
@@ -98,10 +126,15 @@ def _write_fields(store: ObjectStore, tier: StorageTier, content_type: str) -> d
 
 
 def part_sizes(size: int, part_size: int) -> list[int]:
-    """Return the part lengths of a ``size``-byte upload: ``part_size`` each, grown to fit 10,000 parts."""
+    """Return the part lengths of a ``size``-byte upload: ``part_size`` each, grown to fit 10,000 parts.
+
+    Parts stay within S3's 5 MiB..5 GiB; an object over 5 TiB raises FileTooLargeError.
+    """
     if size <= 0:
         raise InvalidOptionError("A multipart upload needs at least one byte: send empty files with a POST.")
-    part = max(part_size, MIN_PART_SIZE, math.ceil(size / MAX_PARTS))
+    if size > MAX_OBJECT_SIZE:
+        raise FileTooLargeError(size, MAX_OBJECT_SIZE)
+    part = min(max(part_size, MIN_PART_SIZE, math.ceil(size / MAX_PARTS)), MAX_PART_SIZE)
     full, rest = divmod(size, part)
     return [part] * full + ([rest] if rest else [])
 
@@ -115,13 +148,23 @@ def presigned_post(
     content_type: str,
     expires_in: int,
     max_size: float = math.inf,
+    content_disposition: str | None = None,
 ) -> PostTarget:
-    """Return a presigned POST for exactly ``size`` bytes of ``content_type`` at ``key`` (no network)."""
+    """Return a presigned POST for exactly ``size`` bytes of ``content_type`` at ``key`` (no network).
+
+    With ``content_disposition`` the object must be sent with exactly that header value.
+    """
     _check_expiry(expires_in)
     _check_size(size, min(max_size, MAX_POST_SIZE))
     r = store.tier(tier)
-    fields = _write_fields(store, tier, content_type)
-    conditions: list[Any] = [["content-length-range", size, size], *({name: value} for name, value in fields.items())]
+    fields = _write_fields(store, tier, content_type, content_disposition)
+    # botocore turns the key condition into "starts-with" when the key ends in "${filename}": the
+    # exact key is pinned here again, so S3 refuses any other key whatever the name.
+    conditions: list[Any] = [
+        ["content-length-range", size, size],
+        {"key": key},
+        *({name: value} for name, value in fields.items()),
+    ]
     with translate_errors("PresignPost", r, key):
         post = store.client(tier).generate_presigned_post(
             r.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
@@ -139,27 +182,64 @@ def start_multipart(
     part_size: int,
     expires_in: int,
     max_size: float = math.inf,
+    content_disposition: str | None = None,
 ) -> MultipartTarget:
-    """Create a multipart upload at ``key`` and presign one PUT per part, each bound to its length."""
+    """Create a multipart upload at ``key`` and presign the first batch of PUTs, each bound to its part's length."""
     _check_expiry(expires_in)
-    _check_size(size, max_size)
+    _check_size(size, min(max_size, MAX_OBJECT_SIZE))
     sizes = part_sizes(size, part_size)
     r = store.tier(tier)
-    client = store.client(tier)
     extra: dict[str, Any] = {"ContentType": content_type}
+    if content_disposition:
+        extra["ContentDisposition"] = content_disposition
     if r.storage_class:
         extra["StorageClass"] = r.storage_class
     with translate_errors("CreateMultipartUpload", r, key):
-        upload_id = client.create_multipart_upload(Bucket=r.bucket, Key=key, **extra)["UploadId"]
-        urls = [
+        upload_id = store.client(tier).create_multipart_upload(Bucket=r.bucket, Key=key, **extra)["UploadId"]
+    urls = sign_parts(store, tier, key, upload_id, sizes, 1, min(len(sizes), PART_BATCH), expires_in)
+    return MultipartTarget(upload_id, sizes[0], sizes, urls)
+
+
+def sign_parts(
+    store: ObjectStore, tier: StorageTier, key: str, upload_id: str, sizes: list[int], first: int, last: int, expires_in: int
+) -> list[str]:
+    """Return the signed PUT URLs of parts ``first``..``last`` (1-based, at most ``PART_BATCH``), no network."""
+    _check_expiry(expires_in)
+    for name, value in (("first", first), ("last", last)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidOptionError(f"{name}={value!r} is invalid: give a part number.")
+    if not 1 <= first <= last <= len(sizes) or last - first >= PART_BATCH:
+        raise InvalidOptionError(
+            f"parts {first}..{last} are invalid: ask for parts from 1 to {len(sizes)}, at most {PART_BATCH} at a time."
+        )
+    r = store.tier(tier)
+    client = store.client(tier)
+    with translate_errors("PresignUploadPart", r, key):
+        return [
             client.generate_presigned_url(
                 "upload_part",
-                Params={"Bucket": r.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "ContentLength": length},
+                Params={"Bucket": r.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "ContentLength": sizes[n - 1]},
                 ExpiresIn=expires_in,
             )
-            for n, length in enumerate(sizes, start=1)
+            for n in range(first, last + 1)
         ]
-    return MultipartTarget(upload_id, sizes[0], sizes, urls)
+
+
+def head(store: ObjectStore, tier: StorageTier, key: str) -> LandedObject | None:
+    """Return what S3 holds at ``key`` (size, type, disposition), or None when nothing has landed."""
+    r = store.tier(tier)
+    try:
+        with translate_errors("HeadObject", r, key):
+            resp = store.client(tier).head_object(Bucket=r.bucket, Key=key)
+    except ObjectNotFoundError:
+        return None
+    etag = resp.get("ETag")
+    return LandedObject(
+        size=int(resp.get("ContentLength", 0)),
+        etag=etag.strip('"') if etag else None,
+        content_type=resp.get("ContentType"),
+        content_disposition=resp.get("ContentDisposition"),
+    )
 
 
 def complete_multipart(store: ObjectStore, tier: StorageTier, key: str, upload_id: str, sizes: list[int]) -> None:

@@ -7,7 +7,7 @@
     ├── InvalidOptionError        (also ValueError) a bad tier, visibility, duration or expiry
     ├── InvalidKeyError           (also ValueError) a filename, path or key we refuse
     ├── FileTooLargeError         (also ValueError) data over ``max_file_size``
-    ├── ConflictError             the record moved on while a move was copying; nothing changed
+    ├── ConflictError             another writer holds the file or moved it first; nothing changed
     └── StorageError              an S3 request failed; names operation, tier, bucket, key
         ├── ObjectNotFoundError   (also FileNotFoundError) no such object
         ├── BucketNotFoundError   the tier's bucket does not exist
@@ -71,13 +71,16 @@ class FileTooLargeError(S3StrataError, ValueError):
 
 
 class ConflictError(S3StrataError):
-    """Another writer moved or deleted the record while this move was copying; this move changed nothing."""
+    """Another writer holds the file or moved it first; this operation changed nothing."""
 
-    def __init__(self, file_id: object, path: str) -> None:
+    def __init__(self, file_id: object, path: str, message: str | None = None, *, holder: str | None = None) -> None:
         self.file_id = file_id
         self.path = path
+        #: The claim's owner when another writer's claim stopped this one ("host:pid:token").
+        self.holder = holder
         super().__init__(
-            f"record {file_id!r} no longer points at {path!r}: another move or a delete committed first. "
+            message
+            or f"record {file_id!r} no longer points at {path!r}: another move or a delete committed first. "
             "Nothing was changed by this move; read the record again and retry if still needed."
         )
 

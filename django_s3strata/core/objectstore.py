@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import math
-import mimetypes
 import os
 import queue
 import string
@@ -26,11 +25,14 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .config import MAX_PRESIGN_EXPIRY, ResolvedTier, S3StrataConfig, resolve_tier
+from .config import MAX_PRESIGN_EXPIRY, ResolvedTier, S3StrataConfig, resolve_tier, tier_clash
+from .contenttypes import content_disposition, guess_content_type, write_disposition
 from .exceptions import (
     AccessDeniedError,
     BucketNotFoundError,
+    ConfigurationError,
     FileTooLargeError,
     InvalidOptionError,
     ObjectNotFoundError,
@@ -80,18 +82,6 @@ _TRANSIENT = {
 }
 
 
-def guess_content_type(filename: str) -> str:
-    """Return the MIME type for ``filename``'s extension, as s3strata-ts does, else application/octet-stream."""
-    guessed, _ = mimetypes.guess_type(filename, strict=False)
-    return guessed or "application/octet-stream"
-
-
-def content_disposition(disposition: str, filename: str) -> str:
-    """Return a ``Content-Disposition`` value carrying ``filename`` safely (RFC 6266 / 5987)."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
-    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
-
-
 def _client_error_code(exc: BaseException) -> ClientError | None:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -110,7 +100,8 @@ def _raise_translated(exc: BaseException, operation: str, tier: ResolvedTier, ke
         err = client_error.response.get("Error", {})
         code = str(err.get("Code") or client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or "")
         text = str(err.get("Message") or code or client_error)
-        if code in _NO_BUCKET:
+        # A HEAD's 404 has no body, so HeadBucket's "no such bucket" arrives as a bare 404.
+        if code in _NO_BUCKET or (operation == "HeadBucket" and code in _NOT_FOUND):
             raise BucketNotFoundError(
                 f"the bucket {tier.bucket!r} does not exist at {tier.endpoint_url}: create it, or fix the "
                 f"{tier.tier.value} bucket setting.",
@@ -129,6 +120,13 @@ def _raise_translated(exc: BaseException, operation: str, tier: ResolvedTier, ke
         status = client_error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
         transient = code in _TRANSIENT or int(status) >= 500
         raise StorageError(text, code=code, transient=transient, **where) from exc
+    if isinstance(exc, BotoConnectionError):
+        raise StorageError(
+            f"{exc}: check that it is running and reachable, and the {tier.tier.value} tier's endpoint, port and "
+            "use_ssl settings.",
+            transient=True,
+            **where,
+        ) from exc
     if isinstance(exc, BotoCoreError):
         raise StorageError(f"{exc} (endpoint {tier.endpoint_url}).", transient=True, **where) from exc
     raise StorageError(f"{type(exc).__name__}: {exc}", transient=isinstance(exc, OSError), **where) from exc
@@ -270,6 +268,13 @@ class ObjectStore:
         self.config = config
         self.advanced = config.advanced
         self._tiers = {t: resolve_tier(config, t) for t in StorageTier}
+        clash = tier_clash(self._tiers[StorageTier.HOT], self._tiers[StorageTier.COLD])
+        if clash is not None:
+            # Refused here too, not only by the system check: workers and servers run no checks.
+            raise ConfigurationError(
+                f"{clash} Set different HOT_BUCKET and COLD_BUCKET, or distinct prefixes per tier "
+                "(PUBLIC_HOT_PREFIX, PRIVATE_HOT_PREFIX, PUBLIC_COLD_PREFIX, PRIVATE_COLD_PREFIX)."
+            )
         self._lock = threading.Lock()
         self._pid = -1
         self._clients: dict[StorageTier, S3Client] = {}
@@ -424,6 +429,12 @@ class ObjectStore:
             storage_class=resp.get("StorageClass"),
         )
 
+    def require_bucket(self, tier: StorageTier) -> None:
+        """Raise BucketNotFoundError, AccessDeniedError or StorageError unless the tier's bucket answers (one HeadBucket)."""
+        r = self._tiers[tier]
+        with translate_errors("HeadBucket", r):
+            self.client(tier).head_bucket(Bucket=r.bucket)
+
     def require(self, tier: StorageTier, key: str) -> ObjectInfo:
         """Return the HEAD of ``key`` or raise ObjectNotFoundError."""
         info = self.head(tier, key)
@@ -488,10 +499,16 @@ class ObjectStore:
 
     # -- writes --------------------------------------------------------------------
 
-    def _write_args(self, r: ResolvedTier, content_type: str | None) -> dict[str, Any]:
+    def _write_args(self, r: ResolvedTier, content_type: str | None, disposition: str | None = None) -> dict[str, Any]:
         extra: dict[str, Any] = {}
         if content_type:
             extra["ContentType"] = content_type
+            # Active content (HTML, SVG, XML, JavaScript) is never written to be shown inline unless
+            # the settings say so: a copy between endpoints keeps its attachment disposition too.
+            policy = "attachment" if self.advanced.active_content == "refuse" else self.advanced.active_content
+            disposition = disposition or write_disposition(content_type, None, policy)
+        if disposition:
+            extra["ContentDisposition"] = disposition
         if r.storage_class:
             extra["StorageClass"] = r.storage_class
         return extra
@@ -503,9 +520,13 @@ class ObjectStore:
         data: DataSource,
         *,
         content_type: str | None = None,
+        content_disposition: str | None = None,
         max_size: float = math.inf,
     ) -> ObjectInfo:
         """Store ``data`` at ``key``, streaming (multipart above the threshold); return what S3 answered.
+
+        ``content_disposition`` is stored as the object's ``Content-Disposition``; an active
+        ``content_type`` without one gets ``attachment`` unless ``active_content`` is "inline".
 
         The ETag is known when the object went in one PutObject (s3transfer does not report a
         multipart upload's); the size always.
@@ -515,7 +536,7 @@ class ObjectStore:
         """
         r = self._tiers[tier]
         client = self.client(tier)
-        extra = self._write_args(r, content_type)
+        extra = self._write_args(r, content_type, content_disposition)
         threshold = self.advanced.multipart_threshold
 
         def stored(size: int, etag: Any) -> ObjectInfo:

@@ -1,13 +1,18 @@
-"""What the s3strata commands share: a terminal progress line, JSON output, the exit status."""
+"""What the s3strata commands share: a terminal progress line, JSON output, the exit status, S3 failures as one line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
+
+from django_s3strata.core.exceptions import AccessDeniedError, S3StrataError
+from django_s3strata.core.types import StorageTier
+from django_s3strata.services import get_file_manager
 
 
 class Progress:
@@ -39,8 +44,24 @@ class Progress:
             self.stream.flush()
 
 
+def one_line(exc: BaseException) -> str:
+    """Return the exception's message on one line (a key or a server's message may hold newlines)."""
+    return " ".join(str(exc).split())
+
+
 class S3StrataCommand(BaseCommand):
-    """Base of the s3strata commands: ``--json`` output and a non-zero exit when anything failed."""
+    """Base of the s3strata commands: ``--json`` output and a non-zero exit when anything failed.
+
+    An S3StrataError (a missing bucket, refused credentials, an endpoint that is down, a bad option)
+    ends the command with one ``CommandError`` line that says what to fix, and exit status 1,
+    never a traceback.
+    """
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute(*args, **options)
+        except S3StrataError as exc:
+            raise CommandError(one_line(exc), returncode=1) from exc
 
     def add_json_argument(self, parser: Any) -> None:
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON on stdout.")
@@ -53,10 +74,21 @@ class S3StrataCommand(BaseCommand):
             options["verbosity"] > 0 and not options.get("json"),
         )
 
-    def finish(self, summary: dict[str, Any], text: str, failed: int, options: dict[str, Any]) -> None:
+    def finish(
+        self, summary: dict[str, Any], text: str, failed: int, options: dict[str, Any], first_error: str | None = None
+    ) -> None:
         if options.get("json"):
             self.stdout.write(json.dumps(summary, default=str, sort_keys=True))
         elif options["verbosity"] > 0:
             self.stdout.write(text)
         if failed:
-            raise CommandError(f"{failed} failure(s); see the summary above.", returncode=1)
+            # Failures the engine counted one file at a time may share one cause that a single HEAD of
+            # each bucket names (a bucket that is gone answers every object request with a bare 404);
+            # an S3StrataError raised here becomes the command's one line. A 403 is no verdict: HeadBucket
+            # needs s3:ListBucket, which a narrow policy may leave out.
+            store = get_file_manager().objectstore
+            for tier in StorageTier:
+                with contextlib.suppress(AccessDeniedError):
+                    store.require_bucket(tier)
+            first = f" The first: {one_line(first_error)}" if first_error else ""
+            raise CommandError(f"{failed} failure(s); see the summary above.{first}", returncode=1)

@@ -8,7 +8,17 @@ import json
 import pytest
 
 from django_s3strata.core import FileManager, FileTooLargeError, InvalidOptionError, StorageTier
-from django_s3strata.core.direct import MAX_PARTS, MIN_PART_SIZE, cors_rule, part_sizes, presigned_post
+from django_s3strata.core.direct import (
+    MAX_OBJECT_SIZE,
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    PART_BATCH,
+    cors_rule,
+    part_sizes,
+    presigned_post,
+    sign_parts,
+)
 
 MiB = 1024 * 1024
 
@@ -70,3 +80,42 @@ def test_post_policy_pins_key_size_and_type(manager: FileManager) -> None:
 def test_cors_origins_are_checked(origins: list[str]) -> None:
     with pytest.raises(InvalidOptionError, match="scheme://host"):
         cors_rule(origins)
+
+
+def test_a_filename_variable_does_not_unpin_the_key(manager: FileManager) -> None:
+    """botocore turns the key condition into starts-with for "${filename}" keys: the exact key is pinned again."""
+    post = presigned_post(
+        manager.objectstore, StorageTier.HOT, "private/x-${filename}", size=1, content_type="text/plain", expires_in=60
+    )
+    conditions = json.loads(base64.b64decode(post.fields["policy"]))["conditions"]
+    assert {"key": "private/x-${filename}"} in conditions
+
+
+def test_post_policy_pins_the_disposition(manager: FileManager) -> None:
+    post = presigned_post(
+        manager.objectstore,
+        StorageTier.HOT,
+        "private/x-a.html",
+        size=3,
+        content_type="text/html",
+        content_disposition="attachment",
+        expires_in=60,
+    )
+    conditions = json.loads(base64.b64decode(post.fields["policy"]))["conditions"]
+    assert {"Content-Disposition": "attachment"} in conditions and post.fields["Content-Disposition"] == "attachment"
+
+
+def test_parts_stay_within_s3_limits() -> None:
+    with pytest.raises(FileTooLargeError):
+        part_sizes(10**15, 16 * MiB)  # over S3's 5 TiB: no 100 GB parts
+    sizes = part_sizes(20 * 1024**3, 10 * 1024**3)
+    assert max(sizes) == MAX_PART_SIZE and len(sizes) == 4
+    sizes = part_sizes(MAX_OBJECT_SIZE, 16 * MiB)
+    assert len(sizes) <= MAX_PARTS and max(sizes) <= MAX_PART_SIZE and sum(sizes) == MAX_OBJECT_SIZE
+
+
+@pytest.mark.parametrize(("first", "last"), [(0, 1), (2, 1), (1, PART_BATCH + 1), (1, 4), ("1", 2), (True, 2)])
+def test_part_urls_are_signed_in_bounded_batches(manager: FileManager, first: object, last: object) -> None:
+    with pytest.raises(InvalidOptionError):
+        sign_parts(manager.objectstore, StorageTier.HOT, "private/a", "upload", [MiB] * 3, first, last, 60)  # type: ignore[arg-type]
+    assert len(sign_parts(manager.objectstore, StorageTier.HOT, "private/a", "upload", [MiB] * 3, 2, 3, 60)) == 2

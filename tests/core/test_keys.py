@@ -6,7 +6,16 @@ import pytest
 
 from django_s3strata.core import FileVisibility, InvalidKeyError, S3StrataConfig
 from django_s3strata.core.config import resolve_tier
-from django_s3strata.core.keys import build_key, clean_filename, default_suffix, split_key, validate_suffix
+from django_s3strata.core.keys import (
+    build_key,
+    check_key,
+    clean_filename,
+    default_suffix,
+    normalize_name,
+    split_key,
+    unique_suffix,
+    validate_suffix,
+)
 
 CFG = S3StrataConfig(endpoint="e", access_key="a", secret_key="s", hot_bucket="h", cold_bucket="c", public_hot_prefix="www")
 HOT = resolve_tier(CFG, "HOT")
@@ -27,6 +36,30 @@ def test_unsafe_suffixes_are_refused(bad: str) -> None:
 def test_suffix_is_nfc_normalised() -> None:
     assert validate_suffix("cafe\u0301.txt") == "caf\u00e9.txt"
     assert clean_filename("cafe\u0301.txt") == "caf\u00e9.txt"
+
+
+def test_unique_suffix_is_nfc_normalised() -> None:
+    # macOS sends names decomposed; the stored name and the key are the composed form.
+    basename, suffix = unique_suffix("d\u00e9cembre/cafe\u0301.txt")
+    assert basename == "caf\u00e9.txt" and suffix.startswith("d\u00e9cembre/") and suffix.endswith("-caf\u00e9.txt")
+    assert normalize_name("cafe\u0301") == normalize_name("caf\u00e9") == "caf\u00e9"
+
+
+def test_check_key_accepts_only_keys_inside_a_prefix() -> None:
+    assert check_key(HOT, "www/a.png") is FileVisibility.PUBLIC
+    assert check_key(HOT, "private/2026/b.pdf") is FileVisibility.PRIVATE
+    for bad in (
+        "backups/db.sql.gz",
+        "www",
+        "www/",
+        "wwwx/a",
+        "www/../backups/db.sql.gz",
+        "private//a",
+        "private/a\x00",
+        "x" * 2000,
+    ):
+        with pytest.raises(InvalidKeyError):
+            check_key(HOT, bad)
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "a\x00", "tab\there"])

@@ -149,6 +149,24 @@ def test_upload_refuses_text_and_unsafe_names(fm: Face, env: Env) -> None:
     assert env.keys("HOT") == []
 
 
+@pytest.mark.parametrize("duration", [10**20, 100 * 365 * 86400 + 1, 2**63])
+def test_durations_past_100_years_are_refused_before_any_write(fm: Face, env: Env, duration: int) -> None:
+    # Unbounded, 10**20 seconds passed the check, the object was stored, and then now + timedelta
+    # raised OverflowError: an orphan, and no InvalidOptionError.
+    with pytest.raises(InvalidOptionError, match="100 years"):
+        fm.upload(b"x", UploadOptions(hot_duration=duration))
+    assert env.keys("HOT") == [] and fm.manager.adapter.files == {}
+    cold = fm.upload(b"c", UploadOptions(tier=StorageTier.COLD))
+    with pytest.raises(InvalidOptionError, match="100 years"):
+        fm.set_tier(cold, SetTierOptions(tier=StorageTier.HOT, hot_duration=duration))
+    hot = fm.upload(b"h", UploadOptions(hot_duration=60))
+    with pytest.raises(InvalidOptionError, match="100 years"):
+        fm.set_hot_duration(hot, SetHotDurationOptions(duration=duration))
+    assert env.keys("HOT") == [hot.path] and env.keys("COLD") == [cold.path]
+    longest = fm.set_hot_duration(hot, SetHotDurationOptions(duration=100 * 365 * 86400))
+    assert longest.hot_until is not None and longest.hot_until.year >= datetime.now(UTC).year + 99
+
+
 def test_upload_filename_with_slashes_stays_one_segment(fm: Face, env: Env) -> None:
     f = fm.upload(b"x", UploadOptions(filename="../../etc/passwd"))
     assert f.filename == "../../etc/passwd"
@@ -500,9 +518,13 @@ def test_a_move_that_loses_a_race_changes_nothing(fm: Face, env: Env, monkeypatc
 
     def copy_then_lose_the_race(*args: Any, **kwargs: Any) -> Any:
         result = real_copy(*args, **kwargs)
-        if not racing:  # another writer makes the file public while this move is between copy and commit
-            racing.append(None)
-            racing[0] = fm.manager.sync.set_visibility(f, SetVisibilityOptions(visibility="PUBLIC"))
+        if not racing:
+            # A writer that knows no claims (an s3strata-ts app on the same table) makes the file public
+            # while this move is between copy and commit: only the compare-and-set commit stops the move.
+            public = f.path.replace("private/", "public/", 1)
+            env.hot_client.copy_object(Bucket=env.hot_bucket, Key=public, CopySource={"Bucket": env.hot_bucket, "Key": f.path})
+            racing.append(fm.manager.sync.adapter.update(f.id, path=public))
+            env.hot_client.delete_object(Bucket=env.hot_bucket, Key=f.path)
         return result
 
     monkeypatch.setattr(store, "copy", copy_then_lose_the_race)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import json
 import pathlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.conftest import Env
-from tests.faults import FAULTS, Faults
+from tests.faults import FAULTS, RACES, Faults
 
 ARTIFACTS = pathlib.Path(__file__).resolve().parents[2] / "test-artifacts" / "reliability"
 Where = tuple[str, str]  # (tier, key)
@@ -94,13 +95,15 @@ class Tally:
     failures: list[str] = field(default_factory=list)
     #: Cases where the operation raised although its record change was made (held, but worth knowing).
     raised_after_commit: list[str] = field(default_factory=list)
+    #: What each request was met with: the faults, or the moments another writer ran at (races).
+    kinds: tuple[str, ...] = FAULTS
 
     def save(self) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        out = {"faults": list(FAULTS), **self.__dict__}
-        (ARTIFACTS / f"{self.operation}-{self.layout}.json").write_text(json.dumps(out, indent=2))
+        (ARTIFACTS / f"{self.operation}-{self.layout}.json").write_text(json.dumps(self.__dict__, indent=2))
+        what = "faults" if self.kinds == FAULTS else "moments of another writer"
         print(
-            f"\nfault matrix {self.operation} [{self.layout}]: {len(self.steps)} steps x {len(FAULTS)} faults = "
+            f"\nfault matrix {self.operation} [{self.layout}]: {len(self.steps)} steps x {len(self.kinds)} {what} = "
             f"{self.cases} cases, {self.held} held; steps: {', '.join(self.steps)}"
         )
 
@@ -219,3 +222,114 @@ def record_of(records: Any, mark: str) -> Any:
     found = [r for r in records if f"/{mark}/" in r.path]
     assert len(found) == 1, f"{len(found)} records for {mark}"
     return found[0]
+
+
+# -- races: another writer run at each request of an operation ------------------------------
+
+
+@dataclass
+class Race:
+    """Writer A (the operation whose requests are learned) and writer B, run by the proxy at one of A's requests."""
+
+    mark: str
+    data: bytes
+    #: Where the file's record may be once both are done (None: no record).
+    ends: list[Where | None]
+    #: Writer A; what it returns or raises is only reported.
+    act: Callable[[], object]
+    #: Writer B, on a manager that bypasses the proxies.
+    other: Callable[[], object]
+    #: Faults A meets on every run, the learning one included (a failing copy whose clean-up B races).
+    arm: Callable[[Faults], None] = lambda faults: None
+
+
+def run_races(name: str, layout: str, worlds: list[World], prepare: Callable[[World, str], Race]) -> Tally:
+    """Learn A's requests, then for each request and each moment (before it, after it) run B there; return the tally.
+
+    After each case: at most one record, at one of the allowed places, holding the original bytes; then
+    one sweep (the claims are released by then) leaves exactly the record's object.
+    """
+    world = worlds[0]
+    with world.calm():
+        clean = prepare(world, f"{name}-{layout}-clean")
+    world.faults.reset()
+    clean.arm(world.faults)
+    _outcome(clean.act)
+    steps = world.faults.ops()
+    world.faults.reset()
+    tally = Tally(name, layout, steps, kinds=RACES)
+    plan = [(index, op, steps[: index + 1].count(op), when) for index, op in enumerate(steps) for when in RACES]
+    lanes = [plan[i :: len(worlds)] for i in range(len(worlds))]
+    outcomes: dict[str, int] = {}
+
+    def run_lane(world: World, lane: list[tuple[int, str, int, str]]) -> list[tuple[str, list[str]]]:
+        results = []
+        world.start_lane()
+        try:
+            for index, op, nth, when in lane:
+                case_name = f"{name}[{layout}] B {when} request {index + 1} ({op} #{nth})"
+                with world.calm():
+                    race = prepare(world, f"{name}-{layout}-{index}-{when}")
+                seen: list[str] = []
+                ran = threading.Event()
+
+                def other(race: Race = race, seen: list[str] = seen, ran: threading.Event = ran) -> None:
+                    seen.append(_outcome(race.other))
+                    ran.set()
+
+                world.faults.reset()
+                race.arm(world.faults)
+                world.faults.race(op, nth, when, other)
+                a = _outcome(race.act)
+                # After a stalled request B runs once the answer is withheld, which A has stopped waiting for.
+                fired = ran.wait(world.faults.stall_seconds + 5)
+                world.faults.reset()
+                with world.calm():
+                    problems = [] if fired else ["B never ran: the request sequence changed"]
+                    problems += _check_race(world, race)
+                results.append((case_name, problems))
+                for outcome in (f"A {a}", *(f"B {b}" for b in seen)):
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        finally:
+            world.end_lane()
+        return results
+
+    with ThreadPoolExecutor(len(worlds)) as pool:
+        for results in pool.map(run_lane, worlds, lanes):
+            for case_name, problems in results:
+                tally.cases += 1
+                if problems:
+                    tally.failures.append(f"{case_name}: {'; '.join(problems)}")
+                else:
+                    tally.held += 1
+    tally.failures.sort()
+    tally.save()
+    print(f"race {name} [{layout}] outcomes: {dict(sorted(outcomes.items()))}")
+    return tally
+
+
+def _outcome(work: Callable[[], object]) -> str:
+    """Run ``work``; return "done" (or the bool or None it returned) or the name of what it raised."""
+    try:
+        value = work()
+    except Exception as exc:
+        return type(exc).__name__
+    return f"returned {value}" if value is None or isinstance(value, bool) else "done"
+
+
+def _check_race(world: World, race: Race) -> list[str]:
+    problems: list[str] = []
+    rows = world.rows(race.mark)
+    if len(rows) > 1:
+        problems.append(f"{len(rows)} rows for one file")
+    state = rows[0] if rows else None
+    if state not in race.ends:
+        problems.append(f"the row is at {state}, expected one of {race.ends}")
+    if state is not None and (bad := world.holds(state, race.data)):
+        problems.append(bad)
+    expected = {state} if state is not None else set()
+    if world.keys(race.mark) != expected:
+        world.sweep(race.mark)
+        if (keys := world.keys(race.mark)) != expected:
+            problems.append(f"after the sweep the objects are {sorted(keys)}, expected {sorted(expected)}")
+    return problems + world.problems(race.mark)

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from django_s3strata import operations
-from django_s3strata.models import PhysicalFile
+from django_s3strata.models import ObjectClaim, PhysicalFile
 from tests.conftest import Env, seed_expired
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +73,8 @@ def test_archival_killed_at_random_moments_converges(s3strata_settings: Env, set
     if connection.vendor != "postgresql":
         pytest.skip("the archiver processes need a database they can share (PostgreSQL)")
     env = s3strata_settings
+    # A killed archiver's claims on its files' keys expire as soon as its leases do.
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"CLAIM_SECONDS": LEASE}}
     md5 = {k: hashlib.md5(v, usedforsecurity=False).hexdigest() for k, v in seed_expired(env, FILES, "kill").items()}
     rng = random.Random(8)
     killed_mid_run = 0
@@ -108,4 +111,5 @@ def test_archival_killed_at_random_moments_converges(s3strata_settings: Env, set
     assert listing(env, "HOT") == {}
     assert listing(env, "COLD") == md5  # every file in COLD exactly once, with its bytes
     assert not PhysicalFile.objects.filter(lease_owner__isnull=False).exists()
+    assert not ObjectClaim.objects.filter(until__gt=timezone.now()).exists()
     print(f"\nkills: {KILLS} SIGKILLs ({killed_mid_run} mid-run), {FILES - remaining} of {FILES} moved before the last run")

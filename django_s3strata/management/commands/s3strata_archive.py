@@ -43,4 +43,5 @@ class Command(S3StrataCommand):
             )
             for failure in summary.failures:
                 text += f"\n  failed: #{failure['id']} {failure['path']}: {failure['error']}"
-        self.finish(summary.as_dict(), text, summary.failed, options)
+        first = summary.failures[0]["error"] if summary.failures else None
+        self.finish(summary.as_dict(), text, summary.failed, options, first_error=first)

@@ -48,4 +48,5 @@ class Command(S3StrataCommand):
         )
         for error in summary.errors:
             text += f"\n  failed: {error['tier']} {error['key']}: {error['error']}"
-        self.finish(json.loads(json.dumps(summary.as_dict())), text, summary.failed, options)
+        first = summary.errors[0]["error"] if summary.errors else None
+        self.finish(json.loads(json.dumps(summary.as_dict())), text, summary.failed, options, first_error=first)

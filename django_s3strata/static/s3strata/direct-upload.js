@@ -1,8 +1,9 @@
 /* django-s3strata: upload a file input's file straight to S3, then submit only a signed reference.
  *
  * A widget is a <div class="s3strata-direct"> with the start and finalize URLs and a signed policy.
- * On a file choice: ask the start URL for a grant, send the file to S3 (one POST, or parts with PUT),
- * ask the finalize URL to record it, put the returned ref in the hidden input and empty the file
+ * On a file choice: ask the start URL for a grant, send the file to S3 (one POST, or parts with PUT;
+ * the grant signs the first batch of part URLs and the parts URL signs the next batches as they are
+ * needed), ask the finalize URL to record it, put the returned ref in the hidden input and empty the file
  * input, so the form carries no file. If anything fails, the file stays in the input and goes
  * through Django with the form, as without JavaScript.
  */
@@ -46,25 +47,45 @@
     });
   }
 
-  function sendParts(grant, file, progress) {
-    var loaded = new Array(grant.parts.length).fill(0);
-    var next = 0;
+  function sendParts(grant, file, progress, partsUrl, token) {
+    var count = grant.part_count || grant.parts.length;
+    var parts = {};  // part number -> {size, url}, filled a batch at a time
+    var pending = {};  // first part number of a batch being signed -> its promise
+    var batch = grant.parts.length || 1;
+    var loaded = new Array(count).fill(0);
+    var next = 1;
+    grant.parts.forEach(function (p) { parts[p.number] = p; });
     function report() {
       var sum = loaded.reduce(function (a, b) { return a + b; }, 0);
       progress(sum);
     }
+    function signed(number) {
+      if (parts[number]) return Promise.resolve(parts[number]);
+      var first = number - ((number - 1) % batch);
+      if (!pending[first]) {
+        var last = Math.min(count, first + batch - 1);
+        pending[first] = postJSON(partsUrl, { ticket: grant.ticket, first: first, last: last }, token).then(function (more) {
+          more.parts.forEach(function (p) { parts[p.number] = p; });
+        });
+      }
+      return pending[first].then(function () { return parts[number]; });
+    }
     function worker() {
-      if (next >= grant.parts.length) return Promise.resolve();
-      var index = next++;
-      var part = grant.parts[index];
-      var start = index * grant.part_size;
-      return send("PUT", part.url, file.slice(start, start + part.size), function (n) {
-        loaded[index] = n;
-        report();
-      }).then(worker);
+      if (next > count) return Promise.resolve();
+      var number = next++;
+      return signed(number).then(function (part) {
+        var start = (number - 1) * grant.part_size;
+        return send("PUT", part.url, file.slice(start, start + part.size), function (n) {
+          loaded[number - 1] = n;
+          report();
+        });
+      }).then(function () {
+        delete parts[number];  // a URL is used once: keep memory flat on 10,000-part uploads
+        return worker();
+      });
     }
     var workers = [];
-    for (var i = 0; i < Math.min(PART_CONCURRENCY, grant.parts.length); i++) workers.push(worker());
+    for (var i = 0; i < Math.min(PART_CONCURRENCY, count); i++) workers.push(worker());
     return Promise.all(workers);
   }
 
@@ -86,7 +107,9 @@
       content_type: file.type || "",
     }, token)
       .then(function (grant) {
-        if (grant.method === "multipart") return sendParts(grant, file, show).then(function () { return grant; });
+        if (grant.method === "multipart") {
+          return sendParts(grant, file, show, box.dataset.partsUrl, token).then(function () { return grant; });
+        }
         var form = new FormData();
         Object.keys(grant.fields).forEach(function (name) { form.append(name, grant.fields[name]); });
         form.append("file", file);

@@ -189,15 +189,25 @@ def check_direct_upload_urls(app_configs: Any = None, **kwargs: Any) -> list[Che
     ]
     if not fields:
         return []
+    messages: list[CheckMessage] = []
     try:
         reverse("s3strata:direct-upload")
     except NoReverseMatch:
-        return [
+        messages.append(
             Warning(
                 f"{', '.join(fields)} ask for direct uploads, but the URLconf does not include django_s3strata.urls: "
                 "their widgets fall back to uploads through Django.",
                 hint='Add path("s3strata/", include("django_s3strata.urls")) to your urlpatterns.',
                 id="s3strata.W002",
             )
-        ]
-    return []
+        )
+    if "django_s3strata.middleware.DirectUploadMiddleware" not in (getattr(settings, "MIDDLEWARE", None) or []):
+        messages.append(
+            Warning(
+                f"{', '.join(fields)} ask for direct uploads, but DirectUploadMiddleware is not installed: "
+                "their forms check a ref's policy, not that the submitting user uploaded it.",
+                hint='Add "django_s3strata.middleware.DirectUploadMiddleware" to MIDDLEWARE, after AuthenticationMiddleware.',
+                id="s3strata.W003",
+            )
+        )
+    return messages

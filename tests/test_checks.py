@@ -139,6 +139,10 @@ def test_direct_upload_fields_need_the_urls(settings: Any) -> None:
     settings.ROOT_URLCONF = "tests.urls_without_s3strata"
     [warning] = check_direct_upload_urls()
     assert warning.id == "s3strata.W002" and "testapp.Clip.video" in warning.msg
+    settings.ROOT_URLCONF = "tests.urls"
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("DirectUploadMiddleware")]
+    [warning] = check_direct_upload_urls()
+    assert warning.id == "s3strata.W003" and "DirectUploadMiddleware" in warning.msg
 
 
 @pytest.mark.parametrize(

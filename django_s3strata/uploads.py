@@ -176,7 +176,8 @@ def _user_key(request: Any) -> str:
         return "anonymous"
     if session.session_key is None:
         session.save()
-    return f"session:{salted_hmac(_SESSION_SALT, session.session_key).hexdigest()}"
+    digest = salted_hmac(_SESSION_SALT, session.session_key, algorithm="sha256").hexdigest()
+    return f"session:{digest}"
 
 
 # -- who is asking, for form fields (which see no request) ------------------------------------------
@@ -262,7 +263,7 @@ def _throttle(request: Any) -> None:
         return
     count, seconds = int(rate[0]), int(rate[1])
     window = int(time.time() // seconds)
-    key = "s3strata:upload-starts:" + salted_hmac(_RATE_SALT, f"{_user_key(request)}:{window}").hexdigest()
+    key = "s3strata:upload-starts:" + salted_hmac(_RATE_SALT, f"{_user_key(request)}:{window}", algorithm="sha256").hexdigest()
     if cache.add(key, 1, timeout=seconds):
         return
     try:

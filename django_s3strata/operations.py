@@ -298,20 +298,10 @@ def sweep_orphans(
         action = "found"
         try:
             # Each under the key's claim, re-checked: a move in flight or a new row makes it skip.
-            if mode == "delete" and not dry_run:
-                if sync.delete_object(orphan.tier, orphan.key):
-                    summary.deleted += 1
-                    action = "deleted"
-                else:
-                    summary.skipped += 1
-                    action = "skipped"
-            elif mode == "adopt" and not dry_run:
-                if sync.adopt_object(orphan.tier, orphan.key):
-                    summary.adopted += 1
-                    action = "adopted"
-                else:
-                    summary.skipped += 1
-                    action = "skipped"
+            if mode != "report" and not dry_run:
+                act = sync.delete_object if mode == "delete" else sync.adopt_object
+                action = ("deleted" if mode == "delete" else "adopted") if act(orphan.tier, orphan.key) else "skipped"
+                setattr(summary, action, getattr(summary, action) + 1)
         except Exception as exc:
             summary.failed += 1
             summary.errors.append({"tier": orphan.tier.value, "key": orphan.key, "error": str(exc)})

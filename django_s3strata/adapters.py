@@ -1,4 +1,8 @@
-"""DjangoORMAdapter: the core's StorageAdapter on the PhysicalFile model (async ORM and a sync face)."""
+"""DjangoORMAdapter: the core's StorageAdapter on the PhysicalFile model, written once (sync) with an async face.
+
+The adapter writes rows and returns records; what each write changed goes to ``events.py``,
+which decides the signals and the cache notices. Every query goes to the routed database.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,24 @@ import copy
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import signals
-from .core.adapters import ClaimKey, Move, StorageAdapter, SyncStorageAdapter
+from . import events
+from .core.adapters import AdapterFeatures, ClaimKey, Move, SyncBackedAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, ObjectInfo, StorageTier
+from .events import Change
 from .inserts import AsyncInserts, insert_one
 from .models import ObjectClaim, PhysicalFile
 from .querysets import in_array, pk_in
 
 __all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
+
+T = TypeVar("T")
 
 
 def now_ms() -> datetime:
@@ -87,36 +94,6 @@ def _existing_paths(storage_tier: Any, paths: list[str]) -> Any:
 
 def _where(id: FileId, expected_tier: Any, expected_path: str) -> Any:
     return PhysicalFile.objects.filter(pk=id, storage_tier=_tier(expected_tier), path=expected_path)
-
-
-def _forget_names() -> None:
-    from .storage import clear_cache
-
-    clear_cache()
-
-
-def _update_signals(before: PhysicalFile, after: PhysicalFile) -> list[tuple[Any, dict[str, Any]]]:
-    """Return the tier, archive and visibility signals an update calls for."""
-    _forget_names()
-    sends: list[tuple[Any, dict[str, Any]]] = []
-    if before.storage_tier != after.storage_tier:
-        sends.append((signals.file_tier_changed, {"old_tier": before.storage_tier, "new_tier": after.storage_tier}))
-        if after.storage_tier == StorageTier.COLD.value and before.hot_until is not None and before.hot_until <= after.updated_at:
-            sends.append((signals.file_archived, {}))
-    if before.path != after.path:
-        old_vis, new_vis = _visibility(before), _visibility(after)
-        if old_vis != new_vis:
-            sends.append((signals.file_visibility_changed, {"old_visibility": old_vis, "new_visibility": new_vis}))
-    return sends
-
-
-def _visibility(record: PhysicalFile) -> str | None:
-    from .services import get_file_manager
-
-    try:
-        return get_file_manager().visibility_of(record).value
-    except ValueError:
-        return None
 
 
 def claim_keys(owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
@@ -211,7 +188,11 @@ def release_keys(owner: str, keys: list[ClaimKey]) -> None:
 
 
 class DjangoORMSyncAdapter(SyncStorageAdapter):
-    """Records as PhysicalFile rows, for sync callers: plain ORM calls, no event loop."""
+    """Records as PhysicalFile rows: plain ORM calls on the routed database, the one implementation."""
+
+    features = AdapterFeatures(
+        find_existing_paths=True, create_stored=True, update_if=True, update_many_if=True, claims=True, run_after_commit=True
+    )
 
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
         return self._insert(_new_row(storage_tier, filename, path, hot_until))
@@ -225,7 +206,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
     def _insert(row: dict[str, Any]) -> PhysicalFile:
         # One prepared INSERT on this thread's own connection (see inserts.py).
         record = insert_one(row)
-        signals.send_on_commit(signals.file_uploaded, record)
+        events.publish([Change(None, record)])
         return record
 
     def find_by_id(self, id: FileId) -> PhysicalFile | None:
@@ -237,8 +218,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
             before = PhysicalFile.objects.select_for_update().get(pk=id)
             PhysicalFile.objects.filter(pk=id).update(**changes)
             after = PhysicalFile.objects.get(pk=id)
-            for signal, extra in _update_signals(before, after):
-                signals.send_on_commit(signal, after, **extra)
+            events.publish([Change(before, after)])
         return after
 
     def update_if(
@@ -258,8 +238,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         if not _where(id, expected_tier, expected_path).update(**changes):
             return None
         after = _applied(before, changes)
-        for signal, extra in _update_signals(before, after):
-            signals.send_on_commit(signal, after, **extra)
+        events.publish([Change(before, after)])
         return after
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
@@ -268,6 +247,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
             return [self.update_if(r.id, r.storage_tier, r.path, **changes) for r, changes in moves]
         now = now_ms()
         out: list[PhysicalFile | None] = []
+        changed: list[Change] = []
         groups: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
         with transaction.atomic(using=using):
             # The rows stay locked until the commit, so checking their location here is race-free;
@@ -287,11 +267,11 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
                 after = _applied(before, changes)
                 out.append(after)
                 groups[tuple(sorted(changes.items()))].append(record.pk)
-                for signal, extra in _update_signals(before, after):
-                    signals.send_on_commit(signal, after, **extra)
+                changed.append(Change(before, after))
             # One UPDATE for all rows that change alike (an archival batch: all of them).
             for changes_key, ids in groups.items():
                 PhysicalFile.objects.filter(pk_in(ids)).update(**dict(changes_key))
+            events.publish(changed)
         return out
 
     def delete(self, id: FileId) -> None:
@@ -299,9 +279,8 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         if record is None:
             return
         count, _ = PhysicalFile.objects.filter(pk=id).delete()
-        _forget_names()
         if count:
-            signals.send_on_commit(signals.file_deleted, record)
+            events.publish([Change(record, None)])
 
     def find_expired_hot_files(self) -> list[PhysicalFile]:
         return list(PhysicalFile.objects.expired())
@@ -330,15 +309,20 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         return True
 
 
-class DjangoORMAdapter(StorageAdapter):
-    """Records as PhysicalFile rows, through Django's async ORM; ``as_sync()`` is the sync face."""
+class DjangoORMAdapter(SyncBackedAdapter):
+    """Records as PhysicalFile rows for async callers: each call is DjangoORMSyncAdapter's, on the ORM's thread."""
 
-    def __init__(self) -> None:
-        self._sync = DjangoORMSyncAdapter()
+    def __init__(self, sync_adapter: DjangoORMSyncAdapter | None = None) -> None:
+        super().__init__(sync_adapter or DjangoORMSyncAdapter())
         self._inserts = AsyncInserts()
 
-    def as_sync(self) -> SyncStorageAdapter:
-        return self._sync
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # thread_sensitive (the default): a sync caller's atomic() block (async_to_sync) is open on that thread.
+        result: T = await sync_to_async(fn)(*args, **kwargs)
+        return result
+
+    # Creates keep their own path: rows created at the same moment by other tasks share one
+    # INSERT (see inserts.py) instead of one sync_to_async hop each.
 
     async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
         return await self._insert(_new_row(storage_tier, filename, path, hot_until))
@@ -349,72 +333,7 @@ class DjangoORMAdapter(StorageAdapter):
         return await self._insert(_new_row(storage_tier, filename, path, hot_until, stored))
 
     async def _insert(self, row: dict[str, Any]) -> PhysicalFile:
-        # Rows created at the same moment by other tasks share one INSERT (see inserts.py).
         record = await self._inserts.create(row)
         # The async ORM autocommits (no transaction is open here): the row is committed.
-        await signals.file_uploaded.asend(sender=PhysicalFile, file=record)
+        await events.apublish([Change(None, record)])
         return record
-
-    async def find_by_id(self, id: FileId) -> PhysicalFile | None:
-        return await PhysicalFile.objects.filter(pk=id).afirst()
-
-    async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
-        before = await PhysicalFile.objects.aget(pk=id)
-        await PhysicalFile.objects.filter(pk=id).aupdate(**_changes(storage_tier, path, hot_until))
-        after = await PhysicalFile.objects.aget(pk=id)
-        for signal, extra in _update_signals(before, after):
-            await signal.asend(sender=PhysicalFile, file=after, **extra)
-        return after
-
-    async def update_if(
-        self,
-        id: FileId,
-        expected_tier: StorageTier,
-        expected_path: str,
-        storage_tier: Any = UNSET,
-        path: Any = UNSET,
-        hot_until: Any = UNSET,
-    ) -> PhysicalFile | None:
-        before = await _where(id, expected_tier, expected_path).afirst()
-        if before is None:
-            return None
-        changes = _changes(storage_tier, path, hot_until)
-        # The UPDATE re-checks the location, so of two racing moves exactly one commits.
-        if not await _where(id, expected_tier, expected_path).aupdate(**changes):
-            return None
-        after = _applied(before, changes)
-        for signal, extra in _update_signals(before, after):
-            await signal.asend(sender=PhysicalFile, file=after, **extra)
-        return after
-
-    async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        # One transaction with row locks: the sync face's, on the ORM's thread.
-        return await sync_to_async(self._sync.update_many_if)(moves)
-
-    async def delete(self, id: FileId) -> None:
-        record = await PhysicalFile.objects.filter(pk=id).afirst()
-        if record is None:
-            return
-        count, _ = await PhysicalFile.objects.filter(pk=id).adelete()
-        _forget_names()
-        if count:
-            await signals.file_deleted.asend(sender=PhysicalFile, file=record)
-
-    async def find_expired_hot_files(self) -> list[PhysicalFile]:
-        return [f async for f in PhysicalFile.objects.expired()]
-
-    async def find_all(self) -> list[PhysicalFile]:
-        return [f async for f in PhysicalFile.objects.all()]
-
-    async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        return {p async for p in _existing_paths(storage_tier, paths)}
-
-    async def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
-        return await sync_to_async(claim_keys)(owner, keys, seconds)
-
-    async def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
-        await sync_to_async(release_keys)(owner, keys)
-
-    async def run_after_commit(self, work: Callable[[], object]) -> bool:
-        # On the ORM's own thread: a sync caller's atomic() block (async_to_sync) is open there.
-        return await sync_to_async(self._sync.run_after_commit)(work)

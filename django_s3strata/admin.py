@@ -1,34 +1,31 @@
-"""The PhysicalFile admin: columns, filters, tier/visibility/hot-duration actions, and the orphans page."""
+"""The PhysicalFile admin: columns, filters, tier/visibility/hot-duration actions; it wires the orphans page."""
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
-from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import operations
-from .core.config import MAX_DURATION, ResolvedTier, parse_tier
-from .core.exceptions import ConflictError, InvalidKeyError, InvalidOptionError, S3StrataError
-from .core.keys import check_key, unique_suffix
-from .core.types import FileVisibility, OrphanObject, StorageTier
+from .admin_orphans import OrphansPage
+from .core.config import MAX_DURATION
+from .core.exceptions import S3StrataError
+from .core.keys import unique_suffix
+from .core.types import FileVisibility, StorageTier
 from .models import PhysicalFile
 
 #: Selections larger than this are queued as a Celery task instead of run in the request.
 QUEUE_THRESHOLD = 50
-ORPHANS_PER_PAGE = 50
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".avif")
 
 
@@ -108,15 +105,6 @@ class HotDurationForm(forms.Form):
         required=False,
         help_text=_("Empty: never expires. 0: archive at the next run."),
     )
-
-
-def _actionable(tier: ResolvedTier, key: str) -> bool:
-    """Return True when the orphans page may list, adopt or delete ``key``: inside one of the tier's prefixes."""
-    try:
-        check_key(tier, key)
-    except InvalidKeyError:
-        return False
-    return True
 
 
 @admin.register(PhysicalFile)
@@ -345,135 +333,5 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return super().changelist_view(request, context)
 
     def orphans_view(self, request: HttpRequest) -> HttpResponse:
-        """List orphans per tier with paging and a prefix filter; adopt or delete them after confirmation."""
-        if not self.has_manage_orphans_permission(request):
-            raise PermissionDenied
-        from .services import get_file_manager
-
-        manager = get_file_manager()
-        grace = manager.config.advanced.orphan_grace_period
-        tier = request.GET.get("tier") or StorageTier.HOT.value
-        prefix = request.GET.get("prefix") or None
-        if tier not in StorageTier.__members__:
-            tier = StorageTier.HOT.value
-        if request.method == "POST":
-            return self._orphan_action(request, manager, grace)
-        try:
-            page_number = max(1, int(request.GET.get("page") or 1))
-        except ValueError:  # "abc", or digits past Python's int limit: a link gone bad, show the first page
-            page_number = 1
-        wanted = page_number * ORPHANS_PER_PAGE + 1
-        found: list[OrphanObject] = []
-
-        class Enough(Exception):
-            pass
-
-        resolved = manager.objectstore.tier(StorageTier(tier))
-
-        def visit(orphan: OrphanObject) -> None:
-            if not _actionable(resolved, orphan.key):
-                return  # e.g. "public/../x": listed under a prefix, but the page would refuse to act on it
-            found.append(orphan)
-            if len(found) >= wanted:
-                raise Enough
-
-        with contextlib.suppress(Enough):
-            manager.sync.scan_orphans(visit, prefix=prefix, tier=tier, grace_period=grace)
-        start = (page_number - 1) * ORPHANS_PER_PAGE
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Orphan objects"),
-            "opts": self.model._meta,
-            "orphans": found[start : start + ORPHANS_PER_PAGE],
-            "tier": tier,
-            "tiers": [t.value for t in StorageTier],
-            "prefix": prefix or "",
-            "page": page_number,
-            "has_next": len(found) > start + ORPHANS_PER_PAGE,
-            "grace_hours": round(grace / 3600, 1),
-            "bucket": manager.objectstore.tier(StorageTier(tier)).bucket,
-        }
-        return TemplateResponse(request, "admin/django_s3strata/orphans.html", context)
-
-    def _orphan_keys(self, request: HttpRequest, manager: Any, tier: StorageTier) -> list[str]:
-        """Return the posted keys that lie inside the tier's prefixes; report each other one as refused."""
-        resolved = manager.objectstore.tier(tier)
-        keys: list[str] = []
-        for key in dict.fromkeys(request.POST.getlist("key")):
-            if not _actionable(resolved, key):
-                # Never acted on: the page only lists keys under the prefixes, so this was forged or stale.
-                self.message_user(
-                    request,
-                    _("%(key)r is refused: only keys under the %(tier)s tier's prefixes %(prefixes)s can be adopted or deleted.")
-                    % {
-                        "key": key if len(key) <= 200 else key[:200] + "…",
-                        "tier": tier.value,
-                        "prefixes": f"{resolved.public_prefix}/, {resolved.private_prefix}/",
-                    },
-                    messages.ERROR,
-                )
-            else:
-                keys.append(key)
-        return keys
-
-    def _orphan_action(self, request: HttpRequest, manager: Any, grace: int) -> HttpResponse:
-        action = request.POST.get("orphan_action")
-        try:
-            tier = parse_tier(request.POST.get("tier"))
-        except InvalidOptionError as exc:
-            return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
-        back = reverse("admin:s3strata_physicalfile_orphans") + f"?tier={tier.value}"
-        if len(request.POST.getlist("key")) > ORPHANS_PER_PAGE:
-            self.message_user(request, _("Select at most %(n)d orphans at a time.") % {"n": ORPHANS_PER_PAGE}, messages.ERROR)
-            return HttpResponseRedirect(back)
-        keys = self._orphan_keys(request, manager, tier)
-        if action not in ("adopt", "delete") or not keys:
-            self.message_user(request, _("Select orphans and an action."), messages.WARNING)
-            return HttpResponseRedirect(back)
-        if "confirm" not in request.POST:
-            return TemplateResponse(
-                request,
-                "admin/django_s3strata/orphans_confirm.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": _("Confirm"),
-                    "opts": self.model._meta,
-                    "keys": keys,
-                    "tier": tier.value,
-                    "orphan_action": action,
-                },
-            )
-        # Re-check each key now: still an orphan, and older than the grace period.
-        store = manager.objectstore
-        existing = set(PhysicalFile.objects.filter(storage_tier=tier.value, path__in=keys).values_list("path", flat=True))
-        cutoff = timezone.now() - timedelta(seconds=grace)
-        done, failed = 0, 0
-        for key in keys:
-            info = store.head(tier, key)
-            if key in existing or info is None or (info.last_modified and info.last_modified > cutoff):
-                failed += 1
-                self.message_user(
-                    request,
-                    _("%(key)s is no longer an orphan old enough to %(action)s.") % {"key": key, "action": action},
-                    messages.ERROR,
-                )
-                continue
-            try:
-                # The same code as the sweep: under the key's claim, and only while no row points at it.
-                if action == "delete":
-                    if not manager.sync.delete_object(tier, key):
-                        raise ConflictError(None, key, str(_("another writer holds it, or a file points at it now")))
-                else:
-                    operations.adopt_object(tier, key)
-                done += 1
-            except Exception as exc:
-                failed += 1
-                self.message_user(request, _("%(key)s failed: %(error)s") % {"key": key, "error": exc}, messages.ERROR)
-        if done:
-            verb = _("deleted") if action == "delete" else _("adopted")
-            self.message_user(
-                request,
-                ngettext("%(n)d orphan %(verb)s.", "%(n)d orphans %(verb)s.", done) % {"n": done, "verb": verb},
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(back)
+        """List orphans per tier; adopt or delete them after confirmation (see ``admin_orphans``)."""
+        return OrphansPage(self).view(request)

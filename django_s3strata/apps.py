@@ -1,12 +1,16 @@
-"""The Django app configuration of django-s3strata."""
+"""The Django app configuration of django-s3strata: the top layer, which wires the ones below."""
 
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core.signals import request_finished, request_started
+
+from . import services
+from .core.manager import FileManager
 
 
 class DjangoS3StrataConfig(AppConfig):
-    """Register django-s3strata: its checks, and the settings watcher of the FileManager."""
+    """Register django-s3strata: its checks, the storage's cache subscription, and the FileManager's holder."""
 
     name = "django_s3strata"
     label = "s3strata"
@@ -14,4 +18,16 @@ class DjangoS3StrataConfig(AppConfig):
     default_auto_field = "django.db.models.AutoField"
 
     def ready(self) -> None:
-        from . import checks, services  # noqa: F401  (registers checks and the setting_changed receiver)
+        # checks registers the system checks when imported.
+        from . import checks, events, storage  # noqa: F401
+
+        # Side effects subscribed, not called upward: the adapter announces changed rows, the
+        # storage's per-request name cache forgets them (services.py's setting_changed receiver
+        # is connected when it is imported, above).
+        events.rows_changed.connect(storage.forget_changed, dispatch_uid="s3strata-storage-cache-rows")
+        request_started.connect(storage.clear_cache, dispatch_uid="s3strata-storage-cache-start")
+        request_finished.connect(storage.clear_cache, dispatch_uid="s3strata-storage-cache-end")
+
+    def file_manager(self) -> FileManager:
+        """Return the process-wide FileManager (the model layer reaches it here, never by importing services)."""
+        return services.get_file_manager()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from typing import Any
 
 from django.conf import settings
 
 from .core.config import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig, parse_seconds
 from .core.exceptions import ConfigurationError, InvalidOptionError
+from .core.layout import Layout
 
 __all__ = ["DJANGO_OPTIONS", "S3StrataSettings", "get_settings", "reset"]
 
@@ -113,6 +115,11 @@ class S3StrataSettings:
 
     config: S3StrataConfig
     options: dict[str, Any]
+
+    @functools.cached_property
+    def layout(self) -> Layout:
+        """Return which bucket is which tier and which prefix is which visibility (no S3 client)."""
+        return Layout(self.config)
 
     def __getattr__(self, name: str) -> Any:
         try:

@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import conf
 from .core.types import (
     FileVisibility,
     GetUrlOptions,
@@ -20,7 +21,7 @@ from .core.types import (
     SetVisibilityOptions,
     StorageTier,
 )
-from .querysets import PhysicalFileQuerySet
+from .querysets import PhysicalFileQuerySet, file_manager
 
 # Read at import time: a model's table is fixed when its class is built.
 SHARED_TABLE = bool((getattr(settings, "S3STRATA", None) or {}).get("SHARED_TABLE", False))
@@ -130,10 +131,8 @@ class PhysicalFile(models.Model):
 
     @property
     def visibility(self) -> FileVisibility:
-        """Return PUBLIC or PRIVATE, read from the path by the tier's configured prefixes."""
-        from .services import get_file_manager
-
-        return get_file_manager().visibility_of(self)
+        """Return PUBLIC or PRIVATE, read from the path by the tier's configured prefixes (no FileManager)."""
+        return conf.get_settings().layout.location(self)[1]  # type: ignore[arg-type]
 
     @property
     def url(self) -> str:
@@ -142,21 +141,15 @@ class PhysicalFile(models.Model):
 
     def get_url(self, expires_in: int | None = None, content_disposition: str | None = None) -> str:
         """Return the file's URL; ``expires_in`` seconds for a presigned one."""
-        from .services import get_file_manager
-
-        return get_file_manager().sync.get_url(self, GetUrlOptions(expires_in, content_disposition))  # type: ignore[arg-type]
+        return file_manager().sync.get_url(self, GetUrlOptions(expires_in, content_disposition))  # type: ignore[arg-type]
 
     def open(self) -> IO[bytes]:
         """Return a seekable binary stream over the object (ranged reads on demand)."""
-        from .services import get_file_manager
-
-        return get_file_manager().sync.open(self)  # type: ignore[arg-type]
+        return file_manager().sync.open(self)  # type: ignore[arg-type]
 
     def exists_in_storage(self) -> bool:
         """Return True when the object exists in its tier's bucket (one HEAD request)."""
-        from .services import get_file_manager
-
-        return get_file_manager().sync.exists(self)  # type: ignore[arg-type]
+        return file_manager().sync.exists(self)  # type: ignore[arg-type]
 
     @property
     def is_expired(self) -> bool:
@@ -172,23 +165,17 @@ class PhysicalFile(models.Model):
 
     def set_tier(self, tier: StorageTier | str, *, hot_duration: int | None = None, move_file: bool = True) -> PhysicalFile:
         """Move the file to ``tier`` (copy, verify, commit, delete the source)."""
-        from .services import get_file_manager
-
-        updated = get_file_manager().sync.set_tier(self, SetTierOptions(tier, move_file, hot_duration))  # type: ignore[arg-type]
+        updated = file_manager().sync.set_tier(self, SetTierOptions(tier, move_file, hot_duration))  # type: ignore[arg-type]
         return self._refresh_from(updated)
 
     def set_visibility(self, visibility: FileVisibility | str, *, move_file: bool = True) -> PhysicalFile:
         """Make the file PUBLIC or PRIVATE (moves the object to the other prefix)."""
-        from .services import get_file_manager
-
-        updated = get_file_manager().sync.set_visibility(self, SetVisibilityOptions(visibility, move_file))  # type: ignore[arg-type]
+        updated = file_manager().sync.set_visibility(self, SetVisibilityOptions(visibility, move_file))  # type: ignore[arg-type]
         return self._refresh_from(updated)
 
     def set_hot_duration(self, duration: int | None) -> PhysicalFile:
         """Set when this HOT file expires: None never, 0 now, N seconds from now."""
-        from .services import get_file_manager
-
-        updated = get_file_manager().sync.set_hot_duration(self, SetHotDurationOptions(duration))  # type: ignore[arg-type]
+        updated = file_manager().sync.set_hot_duration(self, SetHotDurationOptions(duration))  # type: ignore[arg-type]
         return self._refresh_from(updated)
 
     def archive(self) -> PhysicalFile:
@@ -197,9 +184,7 @@ class PhysicalFile(models.Model):
 
     def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
         """Delete the row, then the object (a leftover object is an orphan the sweep removes)."""
-        from .services import get_file_manager
-
-        get_file_manager().sync.delete(self)  # type: ignore[arg-type]
+        file_manager().sync.delete(self)  # type: ignore[arg-type]
         return 1, {self._meta.label: 1}
 
 

@@ -1,9 +1,10 @@
-"""The engines behind tasks, commands and the admin: archival with leases, the orphan sweep, verify.
+"""The engines behind tasks, commands and the admin: archival with leases, the orphan sweep, bulk actions.
 
 Archival claims expired HOT rows in short transactions (``SELECT ... FOR UPDATE SKIP LOCKED``
 on PostgreSQL, a compare-and-set UPDATE elsewhere), marking each with a lease; no row lock is
 held during S3 I/O. A claimed file is moved by exactly one worker; a crash leaves the lease to
-expire, and the next run converges.
+expire, and the next run converges. Verify lives in ``operations_verify`` and is re-exported here,
+so ``operations.verify_files`` is what tasks and commands call.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router, transaction
 from django.db.models import Q
@@ -28,12 +28,17 @@ from .conf import get_settings
 from .core import direct
 from .core.config import parse_tier
 from .core.exceptions import ConflictError, S3StrataError
-from .core.keys import build_key, split_key
-from .core.manager import ArchiveClaim
+from .core.manager import ArchiveClaim, SyncFileManager
+from .core.orphans import ORPHAN_ACTIONS, OrphanOutcome, OrphanPolicy
 from .core.types import OrphanObject, StorageTier
 from .models import PhysicalFile
+from .operations_runs import Progress, RunSummary, close_thread_connections, no_progress
+from .operations_verify import VerifySummary, verify_files
 from .querysets import pk_in
 from .services import get_file_manager
+
+if TYPE_CHECKING:
+    from .core.objectstore import ObjectStore
 
 __all__ = [
     "ArchiveSummary",
@@ -47,23 +52,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-Progress = Callable[[int], None]
-
-
-def _noop(n: int) -> None:
-    return None
-
-
-class _Summary:
-    """A run's result, JSON-serialisable through ``as_dict`` (what tasks return and ``--json`` prints)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly dict."""
-        return asdict(self)  # type: ignore[call-overload]
 
 
 @dataclass
-class ArchiveSummary(_Summary):
+class ArchiveSummary(RunSummary):
     """What an archival run did (JSON-serialisable through ``as_dict``)."""
 
     moved: int = 0
@@ -112,13 +104,12 @@ def archive_expired(
     limit: int | None = None,
     dry_run: bool = False,
     lease_seconds: int | None = None,
-    progress: Progress = _noop,
+    progress: Progress = no_progress,
 ) -> ArchiveSummary:
     """Move expired HOT files to COLD in claimed batches with bounded concurrency; return a summary."""
     opts = get_settings().options
     batch_size = batch_size or opts["ARCHIVE_BATCH_SIZE"]
     concurrency = concurrency or opts["ARCHIVE_CONCURRENCY"]
-    lease_seconds = lease_seconds or opts["ARCHIVE_LEASE_SECONDS"]
     summary = ArchiveSummary(dry_run=dry_run)
     started = time.monotonic()
     if dry_run:
@@ -126,57 +117,25 @@ def archive_expired(
         summary.would_move = list(ids[:limit] if limit else ids)
         summary.duration = time.monotonic() - started
         return summary
-    owner = _lease_owner()
-    sync = get_file_manager().sync
-    passed: set[Any] = set()
-
-    def settle(batch: list[PhysicalFile], claim: ArchiveClaim, copying: list[Future[Any]]) -> None:
-        # One commit for the batch (which clears the leases), one bulk delete of the sources, one release.
-        outcomes = sync.finish_archive([f.result() for f in copying], claim)
-        unsized = {}
-        for record, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, PhysicalFile):
-                summary.moved += 1
-                summary.bytes_moved += outcome.size or 0
-                if record.size is None and outcome.size is not None:  # learned from the verified copy
-                    unsized[record.pk] = outcome.size
-            elif outcome is None or isinstance(outcome, ConflictError):
-                # Not HOT any more, or someone else moved or deleted it meanwhile: nothing to do here.
-                summary.skipped += 1
-                passed.add(record.pk)
-                _release(record, owner)
-            else:
-                summary.failed += 1
-                summary.failures.append({"id": record.pk, "path": record.path, "error": str(outcome)})
-                logger.error("s3strata: archiving file %s (%s) failed: %s", record.pk, record.path, outcome)
-                _release(record, owner)
-            progress(1)
-        _record_sizes(unsized)
-
+    run = _ArchiveRun(get_file_manager().sync, summary, lease_seconds or opts["ARCHIVE_LEASE_SECONDS"], progress)
     with ThreadPoolExecutor(concurrency, thread_name_prefix="s3strata-archive") as pool:
-        pending: tuple[list[PhysicalFile], ArchiveClaim, list[Future[Any]]] | None = None
+        pending: _ArchiveBatch | None = None
         while True:
             done = summary.moved + summary.failed + summary.skipped + (len(pending[0]) if pending else 0)
             room = batch_size if limit is None else min(batch_size, limit - done)
-            # Files that failed, or that another writer holds, wait for the next run: claiming them again in
-            # this one would only skip them again (a killed writer's claims last CLAIM_SECONDS).
-            batch = (
-                claim_expired(owner, room, lease_seconds, exclude=passed | {f["id"] for f in summary.failures})
-                if room > 0
-                else []
-            )
+            batch = run.claim(room) if room > 0 else []
             # Copy this batch while the previous one commits: the pool never waits for the database.
             # The batch's object keys are claimed in one call; files another writer holds are skipped.
-            claim = sync.claim_archive(batch)
+            claim = run.sync.claim_archive(batch)
             copying = [
-                pool.submit(sync.copy_for_archive, f, claim) if isinstance(f, PhysicalFile) else _done(f) for f in claim.files
+                pool.submit(run.sync.copy_for_archive, f, claim) if isinstance(f, PhysicalFile) else _done(f) for f in claim.files
             ]
             if pending is not None:
-                settle(*pending)
+                run.settle(*pending)
             if not batch:
                 break
             pending = (batch, claim, copying)
-        _close_thread_connections(pool, concurrency)
+        close_thread_connections(pool, concurrency)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
         "s3strata: archival moved %d file(s) (%d bytes), skipped %d, failed %d in %.1fs",
@@ -187,6 +146,50 @@ def archive_expired(
         summary.duration,
     )
     return summary
+
+
+#: One archival batch in flight: its claimed rows, the claim on their keys, and their copies.
+_ArchiveBatch = tuple[list[PhysicalFile], ArchiveClaim, list[Future[Any]]]
+
+
+class _ArchiveRun:
+    """One archival run's lease owner, its tally, and the rows it passes over until the next run."""
+
+    def __init__(self, sync: SyncFileManager, summary: ArchiveSummary, lease_seconds: int, progress: Progress) -> None:
+        self.sync, self.summary, self.lease_seconds, self.progress = sync, summary, lease_seconds, progress
+        self.owner = _lease_owner()
+        self.passed: set[Any] = set()
+
+    def claim(self, room: int) -> list[PhysicalFile]:
+        """Claim up to ``room`` expired rows, leaving out those this run already passed over or saw fail."""
+        # Files that failed, or that another writer holds, wait for the next run: claiming them again in
+        # this one would only skip them again (a killed writer's claims last CLAIM_SECONDS).
+        exclude = self.passed | {f["id"] for f in self.summary.failures}
+        return claim_expired(self.owner, room, self.lease_seconds, exclude=exclude)
+
+    def settle(self, batch: list[PhysicalFile], claim: ArchiveClaim, copying: list[Future[Any]]) -> None:
+        """Commit a batch once (which clears the leases), delete its sources in bulk, release the rest."""
+        summary = self.summary
+        outcomes = self.sync.finish_archive([f.result() for f in copying], claim)
+        unsized = {}
+        for record, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, PhysicalFile):
+                summary.moved += 1
+                summary.bytes_moved += outcome.size or 0
+                if record.size is None and outcome.size is not None:  # learned from the verified copy
+                    unsized[record.pk] = outcome.size
+            elif outcome is None or isinstance(outcome, ConflictError):
+                # Not HOT any more, or someone else moved or deleted it meanwhile: nothing to do here.
+                summary.skipped += 1
+                self.passed.add(record.pk)
+                _release(record, self.owner)
+            else:
+                summary.failed += 1
+                summary.failures.append({"id": record.pk, "path": record.path, "error": str(outcome)})
+                logger.error("s3strata: archiving file %s (%s) failed: %s", record.pk, record.path, outcome)
+                _release(record, self.owner)
+            self.progress(1)
+        _record_sizes(unsized)
 
 
 def _done(value: Any) -> Future[Any]:
@@ -208,24 +211,8 @@ def _record_sizes(sizes: dict[Any, int]) -> None:
         PhysicalFile.objects.filter(pk_in(pks)).update(size=size)
 
 
-def _close_thread_connections(pool: ThreadPoolExecutor, size: int) -> None:
-    """Close the database connections the pool's threads opened (Django keeps one per thread).
-
-    The barrier makes each of the ``size`` threads take exactly one of the closing tasks.
-    """
-    from django.db import connections
-
-    barrier = threading.Barrier(size)
-
-    def close(_: int) -> None:
-        barrier.wait(timeout=30)
-        connections.close_all()
-
-    list(pool.map(close, range(size)))
-
-
 @dataclass
-class OrphanSummary(_Summary):
+class OrphanSummary(RunSummary):
     """What an orphan sweep found and did."""
 
     mode: str
@@ -281,38 +268,40 @@ def sweep_orphans(
 ) -> OrphanSummary:
     """Stream both buckets and report, delete or adopt orphans older than the grace period.
 
+    The core's orphan engine does the work (each action under the key's claim, re-checked there);
+    this tallies its outcomes and then counts, and aborts, unfinished multipart uploads.
     ``on_orphan(orphan, action)`` is called for each one (action: "found", "deleted", "adopted",
-    "failed"), so callers can stream a report without holding the listing.
+    "skipped", "failed"), so callers can stream a report without holding the listing.
     """
-    if mode not in ("report", "delete", "adopt"):
+    if mode not in ORPHAN_ACTIONS:
         raise ValueError(f"mode must be 'report', 'delete' or 'adopt', not {mode!r}")
     manager = get_file_manager()
     grace = older_than if older_than is not None else manager.config.advanced.orphan_grace_period
+    tiers = [parse_tier(tier)] if tier else list(StorageTier)
     summary = OrphanSummary(mode=mode, dry_run=dry_run)
     started = time.monotonic()
-    sync, store = manager.sync, manager.objectstore
 
-    def visit(orphan: OrphanObject) -> None:
+    def tally(outcome: OrphanOutcome) -> None:
+        orphan = outcome.orphan
         summary.found += 1
         summary.bytes += orphan.size or 0
-        action = "found"
-        try:
-            # Each under the key's claim, re-checked: a move in flight or a new row makes it skip.
-            if mode != "report" and not dry_run:
-                act = sync.delete_object if mode == "delete" else sync.adopt_object
-                action = ("deleted" if mode == "delete" else "adopted") if act(orphan.tier, orphan.key) else "skipped"
-                setattr(summary, action, getattr(summary, action) + 1)
-        except Exception as exc:
-            summary.failed += 1
-            summary.errors.append({"tier": orphan.tier.value, "key": orphan.key, "error": str(exc)})
-            action = "failed"
+        if outcome.action in _TALLIED:
+            setattr(summary, outcome.action, getattr(summary, outcome.action) + 1)
+        if outcome.action == "failed":
+            summary.errors.append({"tier": orphan.tier.value, "key": orphan.key, "error": outcome.error or ""})
         if on_orphan is not None:
-            on_orphan(orphan, action)
+            on_orphan(orphan, outcome.action)
 
-    tiers = [parse_tier(tier)] if tier else list(StorageTier)
-    sync.scan_orphans(visit, prefix=prefix, tier=tiers[0] if tier else None, grace_period=grace)
+    policy = OrphanPolicy(mode, grace, dry_run, prefix, tiers[0] if tier else None)
+    manager.sync.sweep_orphans(policy, tally)
     _sweep_unfinished_uploads(
-        store, tiers, prefix, grace, abort=mode == "delete" and not dry_run, abort_abandoned=not dry_run, summary=summary
+        manager.objectstore,
+        tiers,
+        prefix,
+        grace,
+        abort=mode == "delete" and not dry_run,
+        abort_abandoned=not dry_run,
+        summary=summary,
     )
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
@@ -328,8 +317,12 @@ def sweep_orphans(
     return summary
 
 
+#: The engine's outcomes that have a counter of the same name in OrphanSummary ("found" counts every orphan).
+_TALLIED = ("deleted", "adopted", "skipped", "failed")
+
+
 def _sweep_unfinished_uploads(
-    store: Any,
+    store: ObjectStore,
     tiers: list[StorageTier],
     prefix: str | None,
     grace: int,
@@ -349,12 +342,9 @@ def _sweep_unfinished_uploads(
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace)
     abandoned = now - timedelta(seconds=abandoned_after())
+    layout = get_settings().layout
     for t in tiers:
-        r = store.tier(t)
-        for root in (r.public_prefix + "/", r.private_prefix + "/"):
-            if prefix and not (prefix.startswith(root) or root.startswith(prefix)):
-                continue
-            scan = prefix if prefix and prefix.startswith(root) else root
+        for scan in layout.scan_prefixes(t, prefix):
             for upload in direct.iter_pending_uploads(store, t, scan):
                 stale = upload.initiated is None or upload.initiated <= cutoff
                 dead = upload.initiated is None or upload.initiated <= abandoned
@@ -372,108 +362,7 @@ def _sweep_unfinished_uploads(
 
 
 @dataclass
-class VerifySummary(_Summary):
-    """What a verify run found (and repaired)."""
-
-    checked: int = 0
-    ok: int = 0
-    missing: list[dict[str, Any]] = field(default_factory=list)
-    wrong_tier: list[dict[str, Any]] = field(default_factory=list)
-    size_mismatch: list[dict[str, Any]] = field(default_factory=list)
-    repaired: int = 0
-    duration: float = 0.0
-
-    @property
-    def problems(self) -> int:
-        """Return how many rows are not as they should be (after repairs)."""
-        return len(self.missing) + len(self.size_mismatch) + len(self.wrong_tier) - self.repaired
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return a JSON-friendly dict."""
-        return {**asdict(self), "problems": self.problems}
-
-
-def verify_files(*, repair: bool = False, concurrency: int | None = None, progress: Progress = _noop) -> VerifySummary:
-    """Check every row's object (HEAD, in parallel): missing, in the other tier, or of another size.
-
-    With ``repair``, a row whose object sits in the other tier gets its tier corrected (the only
-    repair that cannot lose anything). Rows under a lease (being archived) are skipped.
-    """
-    store = get_file_manager().objectstore
-    summary = VerifySummary()
-    started = time.monotonic()
-
-    def check(record: PhysicalFile) -> tuple[PhysicalFile, str, Any]:
-        tier = StorageTier(record.storage_tier)
-        info = store.head(tier, record.path)
-        if info is not None:
-            if record.size is not None and info.size != record.size:
-                return record, "size", info.size
-            return record, "ok", None
-        other = StorageTier.COLD if tier is StorageTier.HOT else StorageTier.HOT
-        try:
-            visibility, suffix = split_key(store.tier(tier), record.path)
-            other_key = build_key(store.tier(other), visibility, suffix)
-        except S3StrataError:
-            return record, "missing", None
-        if store.head(other, other_key) is not None:
-            return record, "tier", (other, other_key)
-        return record, "missing", None
-
-    workers = concurrency or get_settings().options["ARCHIVE_CONCURRENCY"]
-    now = timezone.now()
-    rows = PhysicalFile.objects.exclude(lease_until__gt=now).order_by("id")
-    with ThreadPoolExecutor(workers, thread_name_prefix="s3strata-verify") as pool:
-        batch: list[PhysicalFile] = []
-        for record in rows.iterator(chunk_size=1000):
-            batch.append(record)
-            if len(batch) >= 1000:
-                _verify_batch(pool, check, batch, summary, repair, progress)
-                batch = []
-        if batch:
-            _verify_batch(pool, check, batch, summary, repair, progress)
-        _close_thread_connections(pool, workers)
-    summary.duration = round(time.monotonic() - started, 3)
-    logger.info(
-        "s3strata: verified %d row(s): %d missing, %d in the other tier, %d size mismatches, %d repaired",
-        summary.checked,
-        len(summary.missing),
-        len(summary.wrong_tier),
-        len(summary.size_mismatch),
-        summary.repaired,
-    )
-    return summary
-
-
-def _verify_batch(
-    pool: ThreadPoolExecutor,
-    check: Callable[[PhysicalFile], tuple[PhysicalFile, str, Any]],
-    batch: list[PhysicalFile],
-    summary: VerifySummary,
-    repair: bool,
-    progress: Progress,
-) -> None:
-    for record, outcome, detail in pool.map(check, batch):
-        summary.checked += 1
-        entry = {"id": record.pk, "tier": record.storage_tier, "path": record.path}
-        if outcome == "ok":
-            summary.ok += 1
-        elif outcome == "size":
-            summary.size_mismatch.append({**entry, "row_size": record.size, "object_size": detail})
-        elif outcome == "tier":
-            other, other_key = detail
-            summary.wrong_tier.append({**entry, "found_in": other.value, "found_at": other_key})
-            if repair:
-                # Under both keys' claims, and only if the row did not change meanwhile (a move in flight would).
-                fixed = get_file_manager().sync.relocate(record, other, other_key)  # type: ignore[arg-type]
-                summary.repaired += fixed is not None
-        else:
-            summary.missing.append(entry)
-        progress(1)
-
-
-@dataclass
-class BulkResult(_Summary):
+class BulkResult(RunSummary):
     """What a bulk action on selected files did."""
 
     action: str
@@ -520,5 +409,5 @@ def apply_to_files(ids: list[int], action: str, concurrency: int | None = None, 
                 result.succeeded.append(record.pk)
             else:
                 result.failed.append({"id": record.pk, "filename": record.filename, "error": error})
-        _close_thread_connections(pool, workers)
+        close_thread_connections(pool, workers)
     return result

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.db import models
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from . import conf
 from .core.types import FileVisibility, StorageTier
+
+if TYPE_CHECKING:
+    from .core.manager import FileManager
 
 
 class _Values(RawSQL):
@@ -48,13 +53,21 @@ def pk_in(pks: list[Any]) -> Q:
     return in_array("pk", pks, "bigint")
 
 
-def _visibility_q(visibility: FileVisibility) -> Q:
-    from .services import get_file_manager
+def file_manager() -> FileManager:
+    """Return the process-wide FileManager, which the app config hands out.
 
-    store = get_file_manager().objectstore
+    The model layer sits below ``services.py``, which builds the manager with the ORM adapter
+    (itself built on this model): the app config, at the top, imports it, so no import points up.
+    """
+    manager: FileManager = apps.get_app_config("s3strata").file_manager()  # type: ignore[attr-defined]
+    return manager
+
+
+def _visibility_q(visibility: FileVisibility) -> Q:
+    layout = conf.get_settings().layout
     q = Q()
     for tier in StorageTier:
-        prefix = store.tier(tier).prefix(visibility)
+        prefix = layout.prefix(tier, visibility)
         q |= Q(storage_tier=tier.value, path__startswith=prefix + "/")
     return q
 
@@ -93,9 +106,7 @@ class PhysicalFileQuerySet(models.QuerySet["PhysicalFile"]):
         A plain ``.delete()`` removes rows only: their objects become orphans, which the orphan
         sweep removes after its grace period. This method removes both, row first.
         """
-        from .services import get_file_manager
-
-        sync = get_file_manager().sync
+        sync = file_manager().sync
         deleted, failed = 0, []
         for record in self.iterator(chunk_size=500):
             try:

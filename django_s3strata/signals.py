@@ -7,6 +7,9 @@ Each is sent with ``sender=PhysicalFile`` and ``file=<the PhysicalFile>``, plus:
 - ``file_archived``: an expired HOT file reached COLD (also sends ``file_tier_changed``).
 - ``file_visibility_changed``: ``old_visibility``, ``new_visibility``.
 - ``file_deleted``: the row is gone (its object is removed right after, or left as an orphan).
+
+Which of them a change calls for is decided in one place, ``events.py``, from what the ORM
+adapter reports it changed.
 """
 
 from __future__ import annotations

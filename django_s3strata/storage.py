@@ -18,16 +18,16 @@ from typing import IO, Any
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files import File
 from django.core.files.storage import Storage
-from django.core.signals import request_finished, request_started
 from django.utils import timezone
 from django.utils.deconstruct import deconstructible
 
+from . import conf
 from .core.config import MAX_PRESIGN_EXPIRY, parse_seconds, parse_tier, parse_visibility
 from .core.exceptions import InvalidKeyError
 from .core.keys import normalize_name, unique_suffix, validate_suffix
 from .core.types import FileVisibility, GetUrlOptions, StorageTier
 from .models import PhysicalFile
-from .services import store_upload
+from .services import get_file_manager, store_upload
 
 __all__ = ["S3StrataStorage", "prefetch_files"]
 
@@ -44,23 +44,30 @@ def _records() -> dict[str, PhysicalFile]:
 
 
 def clear_cache(**kwargs: Any) -> None:
-    """Forget the records looked up by name (at each request's start and end, and after any change)."""
+    """Forget the records looked up by name (at each request's start and end, and after any change).
+
+    ``AppConfig.ready()`` connects it to ``request_started`` and ``request_finished``.
+    """
     _cache.records = {}
 
 
-request_started.connect(clear_cache, dispatch_uid="s3strata-storage-cache-start")
-request_finished.connect(clear_cache, dispatch_uid="s3strata-storage-cache-end")
+def forget_changed(*, changes: list[Any], **kwargs: Any) -> None:
+    """Forget the cached records once rows move or go (``events.rows_changed``, connected in ``AppConfig.ready()``).
+
+    A created row cannot make a cached record stale (only found records are cached), so an
+    upload keeps what ``prefetch_files`` looked up.
+    """
+    if any(change.before is not None for change in changes):
+        clear_cache()
 
 
 def _candidates(name: str) -> dict[str, set[StorageTier]]:
     """Return each key ``name`` may have, with the tiers where that key would be ``name``."""
-    from .services import get_file_manager
-
-    store = get_file_manager().objectstore
+    layout = conf.get_settings().layout
     paths: dict[str, set[StorageTier]] = {}
     for tier in StorageTier:
         for visibility in FileVisibility:
-            paths.setdefault(f"{store.tier(tier).prefix(visibility)}/{name}", set()).add(tier)
+            paths.setdefault(f"{layout.prefix(tier, visibility)}/{name}", set()).add(tier)
     return paths
 
 
@@ -107,8 +114,6 @@ class S3StrataStorage(Storage):
     # -- helpers -------------------------------------------------------------------
 
     def _manager(self) -> Any:
-        from .services import get_file_manager
-
         return get_file_manager()
 
     def record(self, name: str) -> PhysicalFile | None:

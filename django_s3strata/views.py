@@ -35,7 +35,7 @@ def _payload(request: HttpRequest) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise _BadRequest("The request body must be a JSON object.")
         return data
-    return {k: request.POST.get(k) for k in request.POST}
+    return {name: request.POST.get(name) for name in request.POST}
 
 
 class _BadRequest(Exception):

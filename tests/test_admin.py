@@ -150,6 +150,18 @@ def test_orphans_page_respects_the_grace_period(s3strata_settings: Env, admin_cl
     assert env.keys("HOT") == ["private/fresh.bin"]
 
 
+def test_orphans_page_skips_a_key_a_row_now_points_at(s3strata_settings: Env, admin_client: Client, settings: Any) -> None:
+    env = s3strata_settings
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}
+    env.put("HOT", "private/taken.bin", b"t")
+    PhysicalFile.objects.create(filename="taken.bin", path="private/taken.bin")  # between the list and the click
+    for orphan_action in ("delete", "adopt"):
+        data = {"tier": "HOT", "orphan_action": orphan_action, "key": ["private/taken.bin"], "confirm": "1"}
+        response = admin_client.post(CHANGELIST + "orphans/", data, follow=True)
+        assert f"private/taken.bin is no longer an orphan old enough to {orphan_action}." in texts(response)
+    assert env.keys("HOT") == ["private/taken.bin"] and PhysicalFile.objects.count() == 1
+
+
 def test_add_form_uploads_and_change_form_previews(s3strata_settings: Env, admin_client: Client) -> None:
     env = s3strata_settings
     upload = SimpleUploadedFile("pic.png", b"\x89PNG....", "image/png")

@@ -330,15 +330,16 @@ def test_racing_finalizes_keep_one_row_and_the_object(s3strata_settings: Env, mo
     env, client = s3strata_settings, uploader()
     _, grant = call(client, START, filename="a.txt", size=4)
     env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=b"race", ContentType="text/plain")
-    original = operations.adopt_object
+    sync = get_file_manager().sync
+    original = sync.adopt_object
     rival: list[PhysicalFile] = []
 
-    def another_finalize_wins_first(*args: Any, **kwargs: Any) -> PhysicalFile:
+    def another_finalize_wins_first(*args: Any, **kwargs: Any) -> PhysicalFile | None:
         if not rival:
             rival.append(original(*args, **kwargs))  # the other request's row, committed just before ours
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(operations, "adopt_object", another_finalize_wins_first)
+    monkeypatch.setattr(sync, "adopt_object", another_finalize_wins_first)
     status, done = call(client, FINALIZE, ticket=grant["ticket"])
     assert status == 200 and done["id"] == rival[0].pk, done
     assert list(PhysicalFile.objects.values_list("pk", flat=True)) == [rival[0].pk]
@@ -667,7 +668,7 @@ def test_abandoned_multipart_uploads_are_aborted_in_every_mode(
 ) -> None:
     import time
 
-    from django_s3strata import uploads
+    from django_s3strata import upload_tickets
 
     env = seaweed_settings
     store = get_file_manager().objectstore
@@ -676,8 +677,8 @@ def test_abandoned_multipart_uploads_are_aborted_in_every_mode(
     assert operations.sweep_orphans(mode).aborted_uploads == 0
     assert len(list(iter_pending_uploads(store, StorageTier.HOT))) == 1
     settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_EXPIRES": 1}
-    monkeypatch.setattr(uploads, "TICKET_GRACE", 0, raising=False)
-    monkeypatch.setattr(uploads, "ABANDON_MARGIN", 1, raising=False)
+    monkeypatch.setattr(upload_tickets, "TICKET_GRACE", 0)
+    monkeypatch.setattr(upload_tickets, "ABANDON_MARGIN", 1)
     time.sleep(2.5)
     assert operations.sweep_orphans(mode, dry_run=True).aborted_uploads == 0
     summary = operations.sweep_orphans(mode)
@@ -701,7 +702,7 @@ def test_an_anonymous_ticket_does_not_carry_the_session_key(
     session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
     ticket = signing.loads(grant["ticket"], salt="django_s3strata.uploads.ticket")
     assert session_key not in json.dumps(ticket) and session_key not in caplog.text
-    assert ticket["u"].startswith("session:")
+    assert ticket["user"].startswith("session:")
     env.client("HOT").put_object(Bucket=env.hot_bucket, Key=grant["key"], Body=b"anon", ContentType="text/plain")
     assert call(Client(), FINALIZE, ticket=grant["ticket"])[0] == 403  # another session
     assert call(client, FINALIZE, ticket=grant["ticket"])[0] == 200

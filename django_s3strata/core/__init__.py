@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .adapters import InMemoryAdapter, LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter
+from .adapters import AdapterFeatures, LoopBridgeAdapter, StorageAdapter, SyncBackedAdapter, SyncStorageAdapter
 from .config import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig
 from .exceptions import (
     AccessDeniedError,
@@ -17,7 +17,10 @@ from .exceptions import (
     StorageError,
     VerificationError,
 )
+from .layout import Layout
 from .manager import FileManager, SyncFileManager
+from .memory import InMemoryAdapter
+from .orphans import OrphanOutcome, OrphanPolicy
 from .types import (
     UNSET,
     AdoptOrphanOptions,
@@ -41,6 +44,7 @@ from .types import (
 __all__ = [
     "UNSET",
     "AccessDeniedError",
+    "AdapterFeatures",
     "AdoptOrphanOptions",
     "AdoptOrphanResult",
     "AllBucketObjects",
@@ -57,9 +61,12 @@ __all__ = [
     "InMemoryAdapter",
     "InvalidKeyError",
     "InvalidOptionError",
+    "Layout",
     "LoopBridgeAdapter",
     "ObjectNotFoundError",
     "OrphanObject",
+    "OrphanOutcome",
+    "OrphanPolicy",
     "PhysicalFile",
     "S3Object",
     "S3StrataAdvancedOptions",
@@ -72,6 +79,7 @@ __all__ = [
     "StorageAdapter",
     "StorageError",
     "StorageTier",
+    "SyncBackedAdapter",
     "SyncFileManager",
     "SyncStorageAdapter",
     "UploadOptions",

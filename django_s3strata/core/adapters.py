@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import itertools
 import threading
-from collections.abc import Callable, Coroutine, Iterable
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
 
+from .exceptions import ConfigurationError
 from .types import UNSET, FileId, ObjectInfo, PhysicalFile, StorageTier
 
-__all__ = ["ClaimKey", "InMemoryAdapter", "LoopBridgeAdapter", "Move", "StorageAdapter", "SyncStorageAdapter"]
+__all__ = [
+    "AdapterFeatures",
+    "ClaimKey",
+    "LoopBridgeAdapter",
+    "Move",
+    "StorageAdapter",
+    "SyncBackedAdapter",
+    "SyncStorageAdapter",
+    "features_of",
+]
 
 T = TypeVar("T")
 
@@ -24,6 +34,56 @@ Move = tuple[PhysicalFile, dict[str, Any]]
 ClaimKey = tuple[StorageTier, str]
 
 
+@dataclass(frozen=True)
+class AdapterFeatures:
+    """Which optional methods an adapter has, declared once (as Django's ``connection.features``).
+
+    FileManager reads them when it is built and never calls an optional method an adapter has
+    not declared; a NotImplementedError raised inside a declared method is a real error. Each
+    field is named after the method (``claims`` covers ``claim_keys`` and ``release_keys``).
+    """
+
+    find_existing_paths: bool = False
+    create_stored: bool = False
+    update_if: bool = False
+    update_many_if: bool = False
+    claims: bool = False
+    run_after_commit: bool = False
+
+
+#: The methods behind each feature.
+FEATURE_METHODS: dict[str, tuple[str, ...]] = {
+    "find_existing_paths": ("find_existing_paths",),
+    "create_stored": ("create_stored",),
+    "update_if": ("update_if",),
+    "update_many_if": ("update_many_if",),
+    "claims": ("claim_keys", "release_keys"),
+    "run_after_commit": ("run_after_commit",),
+}
+
+
+def features_of(adapter: StorageAdapter | SyncStorageAdapter) -> AdapterFeatures:
+    """Return the adapter's declared features; for one that declares none, those whose methods it overrides.
+
+    Raise ConfigurationError when a declared feature's method is not implemented.
+    """
+    base: type = StorageAdapter if isinstance(adapter, StorageAdapter) else SyncStorageAdapter
+    declared = adapter.features
+
+    def overrides(name: str) -> bool:
+        return getattr(type(adapter), name, None) is not getattr(base, name, None)
+
+    if declared is None:
+        return AdapterFeatures(**{f: all(map(overrides, names)) for f, names in FEATURE_METHODS.items()})
+    for feature, names in FEATURE_METHODS.items():
+        missing = [n for n in names if not overrides(n)]
+        if getattr(declared, feature) and missing:
+            raise ConfigurationError(
+                f"{type(adapter).__name__} declares the feature {feature!r} but does not implement {', '.join(missing)}."
+            )
+    return declared
+
+
 class StorageAdapter(abc.ABC):
     """Where FileManager keeps PhysicalFile records: bring your own database.
 
@@ -31,7 +91,16 @@ class StorageAdapter(abc.ABC):
     argument left out means "unchanged" and ``None`` for ``hot_until`` means "clear";
     an adapter that treats ``None`` as "not given" cannot clear ``hot_until``, and
     FileManager logs a warning when that happens.
+
+    The optional methods below are called only when the adapter declares them in
+    ``features`` (an adapter that declares nothing gets the ones it overrides); each says
+    what FileManager does without it. Write an adapter once, sync (SyncStorageAdapter), and
+    derive this async face with SyncBackedAdapter, or write this one and let ``as_sync()``
+    bridge it.
     """
+
+    #: The optional methods this adapter has; None: those its class overrides.
+    features: ClassVar[AdapterFeatures | None] = None
 
     # -- a subclass must implement -------------------------------------------------
 
@@ -59,12 +128,12 @@ class StorageAdapter(abc.ABC):
     async def find_all(self) -> list[PhysicalFile]:
         """Return every record."""
 
-    # -- optional ------------------------------------------------------------------
+    # -- optional (declare them in ``features``) -----------------------------------
 
     async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
         """Return which of ``paths`` have a record in ``storage_tier`` (one query per page of a listing).
 
-        The default raises NotImplementedError; FileManager then falls back to one ``find_all``.
+        Without it, FileManager reads every record once (``find_all``) per orphan scan.
         """
         raise NotImplementedError
 
@@ -75,7 +144,7 @@ class StorageAdapter(abc.ABC):
 
         An adapter whose records keep ``size`` and ``etag`` (the Django model does) lets later
         moves copy without reading the object first: the copy is pinned to the recorded ETag and
-        verified against it. The default raises NotImplementedError; FileManager then calls ``create``.
+        verified against it. Without it, FileManager calls ``create``.
         """
         raise NotImplementedError
 
@@ -92,7 +161,7 @@ class StorageAdapter(abc.ABC):
 
         Return the updated record, or None (changing nothing) when the record is gone or
         somewhere else. Moves commit through it, so two racing moves of one file cannot both
-        win. The default raises NotImplementedError; FileManager then falls back to ``update``.
+        win. Without it, FileManager commits with ``update``.
         """
         raise NotImplementedError
 
@@ -100,7 +169,7 @@ class StorageAdapter(abc.ABC):
         """Apply ``update_if`` to each (record, changes) at the record's tier and path, in one transaction if you can.
 
         Return the updated record or None for each, in order. Archival commits a whole batch
-        through it. The default raises NotImplementedError; FileManager then commits one by one.
+        through it. Without it, FileManager commits one by one.
         """
         raise NotImplementedError
 
@@ -111,8 +180,8 @@ class StorageAdapter(abc.ABC):
         ``owner``'s (the caller releases them if it cannot use a partial claim). Every writer of
         an object (moves, deletes, archival, orphan sweeps, adoption, repairs) claims the keys it
         writes or deletes first, so two writers never meet on one key; a claim expires, so a
-        killed writer blocks nobody for long. The default raises NotImplementedError: FileManager
-        then relies on its compare-and-set commits alone (see docs/architecture.md).
+        killed writer blocks nobody for long. Feature ``claims``, with ``release_keys``. Without
+        it, FileManager relies on its compare-and-set commits alone (see docs/architecture.md).
         """
         raise NotImplementedError
 
@@ -121,9 +190,11 @@ class StorageAdapter(abc.ABC):
         raise NotImplementedError
 
     async def run_after_commit(self, work: Callable[[], object]) -> bool:
-        """Inside an open transaction, run ``work`` once it commits and return True; False outside one.
+        """Inside an open transaction, run ``work`` once it commits (never on rollback) and return True.
 
-        Optional; see SyncStorageAdapter.run_after_commit.
+        Return False when no transaction is open: the caller then does the work at once. Deletes of
+        objects (a deleted record's, a moved record's stale source) go through it, so that a rolled
+        back transaction keeps the object its record points at again. Without it, they run at once.
         """
         raise NotImplementedError
 
@@ -133,7 +204,12 @@ class StorageAdapter(abc.ABC):
 
 
 class SyncStorageAdapter(abc.ABC):
-    """The same contract as StorageAdapter, for sync callers (Django views, Celery, commands)."""
+    """StorageAdapter's contract for sync callers (Django views, Celery, commands): the same methods, not awaited.
+
+    See StorageAdapter for what each method does; optional ones are declared in ``features``.
+    """
+
+    features: ClassVar[AdapterFeatures | None] = None
 
     # -- a subclass must implement -------------------------------------------------
 
@@ -161,14 +237,16 @@ class SyncStorageAdapter(abc.ABC):
     def find_all(self) -> list[PhysicalFile]:
         """Return every record."""
 
+    # -- optional (declare them in ``features``) -----------------------------------
+
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        """Return which of ``paths`` have a record in ``storage_tier``; optional."""
+        """Return which of ``paths`` have a record in ``storage_tier``."""
         raise NotImplementedError
 
     def create_stored(
         self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
     ) -> PhysicalFile:
-        """``create``, for the object just stored, with what S3 answered (size, ETag); optional."""
+        """``create``, for the object just stored, with what S3 answered (size, ETag)."""
         raise NotImplementedError
 
     def update_if(
@@ -180,39 +258,114 @@ class SyncStorageAdapter(abc.ABC):
         path: Any = UNSET,
         hot_until: Any = UNSET,
     ) -> PhysicalFile | None:
-        """Update only while the record is at (``expected_tier``, ``expected_path``), else return None; optional."""
+        """Update only while the record is at (``expected_tier``, ``expected_path``), else return None."""
         raise NotImplementedError
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        """``update_if`` for each (record, changes) at the record's tier and path, in order; optional."""
+        """``update_if`` for each (record, changes) at the record's tier and path, in order."""
         raise NotImplementedError
 
     def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
-        """Claim the free keys for ``owner``; return the ones held by others, with their holder; optional."""
+        """Claim the free keys for ``owner``; return the ones held by others, with their holder."""
         raise NotImplementedError
 
     def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
-        """Release ``owner``'s claims on ``keys``; optional."""
+        """Release ``owner``'s claims on ``keys``."""
         raise NotImplementedError
 
     def run_after_commit(self, work: Callable[[], object]) -> bool:
-        """Inside an open transaction, run ``work`` once it commits (never on rollback) and return True.
-
-        Return False when no transaction is open: the caller then does the work at once. Deletes of
-        objects (a deleted record's, a moved record's stale source) go through it, so that a rolled
-        back transaction keeps the object its record points at again. Optional.
-        """
+        """Inside an open transaction, run ``work`` once it commits and return True; False outside one."""
         raise NotImplementedError
 
 
+def _given(**fields: Any) -> dict[str, Any]:
+    """Return the fields an ``update`` was given (UNSET ones left out, so an upstream adapter's defaults apply)."""
+    return {name: value for name, value in fields.items() if value is not UNSET}
+
+
+class SyncBackedAdapter(StorageAdapter):
+    """The async face of a SyncStorageAdapter: each call runs the sync method through ``_call``.
+
+    ``_call`` runs it inline (right for an adapter that never blocks, like InMemoryAdapter);
+    an adapter over blocking I/O overrides it to hop to a thread (the Django adapter uses
+    ``sync_to_async``). The contract is implemented once, in the sync adapter.
+    """
+
+    def __init__(self, sync_adapter: SyncStorageAdapter) -> None:
+        self.sync_adapter = sync_adapter
+
+    @property
+    def features(self) -> AdapterFeatures:  # type: ignore[override]
+        return features_of(self.sync_adapter)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return fn(*args, **kwargs)
+
+    def as_sync(self) -> SyncStorageAdapter:
+        return self.sync_adapter
+
+    async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        return await self._call(self.sync_adapter.create, storage_tier, filename, path, hot_until)
+
+    async def create_stored(
+        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
+    ) -> PhysicalFile:
+        return await self._call(self.sync_adapter.create_stored, storage_tier, filename, path, hot_until, stored)
+
+    async def find_by_id(self, id: FileId) -> PhysicalFile | None:
+        return await self._call(self.sync_adapter.find_by_id, id)
+
+    async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
+        return await self._call(self.sync_adapter.update, id, storage_tier, path, hot_until)
+
+    async def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        return await self._call(self.sync_adapter.update_if, id, expected_tier, expected_path, storage_tier, path, hot_until)
+
+    async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        return await self._call(self.sync_adapter.update_many_if, moves)
+
+    async def delete(self, id: FileId) -> None:
+        await self._call(self.sync_adapter.delete, id)
+
+    async def find_expired_hot_files(self) -> list[PhysicalFile]:
+        return await self._call(self.sync_adapter.find_expired_hot_files)
+
+    async def find_all(self) -> list[PhysicalFile]:
+        return await self._call(self.sync_adapter.find_all)
+
+    async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
+        return await self._call(self.sync_adapter.find_existing_paths, storage_tier, paths)
+
+    async def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
+        return await self._call(self.sync_adapter.claim_keys, owner, keys, seconds)
+
+    async def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
+        await self._call(self.sync_adapter.release_keys, owner, keys)
+
+    async def run_after_commit(self, work: Callable[[], object]) -> bool:
+        return await self._call(self.sync_adapter.run_after_commit, work)
+
+
 class LoopBridgeAdapter(SyncStorageAdapter):
-    """Drive an async-only adapter from sync code on one private event loop thread."""
+    """The sync face of an async-only adapter: each call runs its coroutine on one private event loop thread."""
 
     _lock = threading.Lock()
     _loop: asyncio.AbstractEventLoop | None = None
 
     def __init__(self, adapter: StorageAdapter) -> None:
         self.adapter = adapter
+
+    @property
+    def features(self) -> AdapterFeatures:  # type: ignore[override]
+        return features_of(self.adapter)
 
     @classmethod
     def _get_loop(cls) -> asyncio.AbstractEventLoop:
@@ -229,12 +382,31 @@ class LoopBridgeAdapter(SyncStorageAdapter):
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
         return self._call(self.adapter.create(storage_tier=storage_tier, filename=filename, path=path, hot_until=hot_until))
 
+    def create_stored(
+        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
+    ) -> PhysicalFile:
+        return self._call(self.adapter.create_stored(storage_tier, filename, path, hot_until, stored))
+
     def find_by_id(self, id: FileId) -> PhysicalFile | None:
         return self._call(self.adapter.find_by_id(id))
 
     def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
-        given = {k: v for k, v in (("storage_tier", storage_tier), ("path", path), ("hot_until", hot_until)) if v is not UNSET}
-        return self._call(self.adapter.update(id, **given))
+        return self._call(self.adapter.update(id, **_given(storage_tier=storage_tier, path=path, hot_until=hot_until)))
+
+    def update_if(
+        self,
+        id: FileId,
+        expected_tier: StorageTier,
+        expected_path: str,
+        storage_tier: Any = UNSET,
+        path: Any = UNSET,
+        hot_until: Any = UNSET,
+    ) -> PhysicalFile | None:
+        given = _given(storage_tier=storage_tier, path=path, hot_until=hot_until)
+        return self._call(self.adapter.update_if(id, expected_tier, expected_path, **given))
+
+    def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
+        return self._call(self.adapter.update_many_if(moves))
 
     def delete(self, id: FileId) -> None:
         self._call(self.adapter.delete(id))
@@ -246,232 +418,13 @@ class LoopBridgeAdapter(SyncStorageAdapter):
         return self._call(self.adapter.find_all())
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        method = getattr(self.adapter, "find_existing_paths", None)
-        if method is None:
-            raise NotImplementedError
-        result: set[str] = self._call(method(storage_tier, paths))
-        return result
-
-    def update_if(
-        self,
-        id: FileId,
-        expected_tier: StorageTier,
-        expected_path: str,
-        storage_tier: Any = UNSET,
-        path: Any = UNSET,
-        hot_until: Any = UNSET,
-    ) -> PhysicalFile | None:
-        given = {k: v for k, v in (("storage_tier", storage_tier), ("path", path), ("hot_until", hot_until)) if v is not UNSET}
-        record: PhysicalFile | None = self._call(self.adapter.update_if(id, expected_tier, expected_path, **given))
-        return record
-
-    def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        method = getattr(self.adapter, "update_many_if", None)
-        if method is None:
-            raise NotImplementedError
-        records: list[PhysicalFile | None] = self._call(method(moves))
-        return records
+        return self._call(self.adapter.find_existing_paths(storage_tier, paths))
 
     def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
-        held: dict[ClaimKey, str] = self._call(self.adapter.claim_keys(owner, keys, seconds))
-        return held
+        return self._call(self.adapter.claim_keys(owner, keys, seconds))
 
     def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
         self._call(self.adapter.release_keys(owner, keys))
 
-    def create_stored(
-        self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
-    ) -> PhysicalFile:
-        method = getattr(self.adapter, "create_stored", None)
-        if method is None:
-            raise NotImplementedError
-        record: PhysicalFile = self._call(method(storage_tier, filename, path, hot_until, stored))
-        return record
-
-
-class _InMemoryState:
-    """Records of an InMemoryAdapter, guarded by a lock so both faces are thread-safe."""
-
-    def __init__(self) -> None:
-        self.files: dict[FileId, PhysicalFile] = {}
-        self.claims: dict[ClaimKey, tuple[str, datetime]] = {}
-        self.ids = itertools.count(1)
-        self.lock = threading.Lock()
-
-
-class InMemorySyncAdapter(SyncStorageAdapter):
-    """The sync face of InMemoryAdapter (shares its records)."""
-
-    def __init__(self, state: _InMemoryState | None = None) -> None:
-        self._state = state or _InMemoryState()
-
-    @property
-    def files(self) -> dict[FileId, PhysicalFile]:
-        """Return the records by id (the live dict)."""
-        return self._state.files
-
-    def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        now = datetime.now(UTC)
-        with self._state.lock:
-            file_id = next(self._state.ids)
-            record = PhysicalFile(file_id, StorageTier(storage_tier), filename, path, hot_until, now, now)
-            self._state.files[file_id] = record
-            return _copy(record)
-
-    def find_by_id(self, id: FileId) -> PhysicalFile | None:
-        with self._state.lock:
-            record = self._state.files.get(_key(id))
-            return _copy(record) if record else None
-
-    def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
-        with self._state.lock:
-            record = self._state.files.get(_key(id))
-            if record is None:
-                raise KeyError(f"No PhysicalFile with id {id!r}")
-            return _apply(record, storage_tier, path, hot_until)
-
-    def update_if(
-        self,
-        id: FileId,
-        expected_tier: StorageTier,
-        expected_path: str,
-        storage_tier: Any = UNSET,
-        path: Any = UNSET,
-        hot_until: Any = UNSET,
-    ) -> PhysicalFile | None:
-        with self._state.lock:
-            record = self._state.files.get(_key(id))
-            if record is None or record.storage_tier != StorageTier(expected_tier) or record.path != expected_path:
-                return None
-            return _apply(record, storage_tier, path, hot_until)
-
-    def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        return [self.update_if(r.id, StorageTier(r.storage_tier), r.path, **changes) for r, changes in moves]
-
-    def delete(self, id: FileId) -> None:
-        with self._state.lock:
-            self._state.files.pop(_key(id), None)
-
-    def find_expired_hot_files(self) -> list[PhysicalFile]:
-        now = datetime.now(UTC)
-        with self._state.lock:
-            return [
-                _copy(f)
-                for f in self._state.files.values()
-                if f.storage_tier == StorageTier.HOT and f.hot_until is not None and f.hot_until <= now
-            ]
-
-    def find_all(self) -> list[PhysicalFile]:
-        with self._state.lock:
-            return [_copy(f) for f in self._state.files.values()]
-
-    def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        wanted = set(paths)
-        with self._state.lock:
-            return {f.path for f in self._state.files.values() if f.storage_tier == storage_tier and f.path in wanted}
-
-    def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
-        now = datetime.now(UTC)
-        until = now + timedelta(seconds=seconds)
-        held: dict[ClaimKey, str] = {}
-        with self._state.lock:
-            for tier, key in keys:
-                name = (StorageTier(tier), key)
-                holder = self._state.claims.get(name)
-                if holder is not None and holder[0] != owner and holder[1] > now:
-                    held[name] = holder[0]
-                else:
-                    self._state.claims[name] = (owner, until)
-        return held
-
-    def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
-        with self._state.lock:
-            for tier, key in keys:
-                name = (StorageTier(tier), key)
-                holder = self._state.claims.get(name)
-                if holder is not None and holder[0] == owner:
-                    del self._state.claims[name]
-
-
-class InMemoryAdapter(StorageAdapter):
-    """A supported in-memory StorageAdapter, for tests, demos and scripts (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._sync = InMemorySyncAdapter()
-
-    @property
-    def files(self) -> dict[FileId, PhysicalFile]:
-        """Return the records by id (the live dict)."""
-        return self._sync.files
-
-    def as_sync(self) -> SyncStorageAdapter:
-        return self._sync
-
-    async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        return self._sync.create(storage_tier, filename, path, hot_until)
-
-    async def find_by_id(self, id: FileId) -> PhysicalFile | None:
-        return self._sync.find_by_id(id)
-
-    async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
-        return self._sync.update(id, storage_tier=storage_tier, path=path, hot_until=hot_until)
-
-    async def update_if(
-        self,
-        id: FileId,
-        expected_tier: StorageTier,
-        expected_path: str,
-        storage_tier: Any = UNSET,
-        path: Any = UNSET,
-        hot_until: Any = UNSET,
-    ) -> PhysicalFile | None:
-        return self._sync.update_if(id, expected_tier, expected_path, storage_tier=storage_tier, path=path, hot_until=hot_until)
-
-    async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
-        return self._sync.update_many_if(moves)
-
-    async def delete(self, id: FileId) -> None:
-        self._sync.delete(id)
-
-    async def find_expired_hot_files(self) -> list[PhysicalFile]:
-        return self._sync.find_expired_hot_files()
-
-    async def find_all(self) -> list[PhysicalFile]:
-        return self._sync.find_all()
-
-    async def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        return self._sync.find_existing_paths(storage_tier, paths)
-
-    async def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
-        return self._sync.claim_keys(owner, keys, seconds)
-
-    async def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
-        self._sync.release_keys(owner, keys)
-
-
-def _key(id: FileId) -> FileId:
-    if isinstance(id, str) and id.isdigit():
-        return int(id)
-    return id
-
-
-def _apply(record: PhysicalFile, storage_tier: Any, path: Any, hot_until: Any) -> PhysicalFile:
-    if storage_tier is not UNSET:
-        record.storage_tier = StorageTier(storage_tier)
-    if path is not UNSET:
-        record.path = path
-    if hot_until is not UNSET:
-        record.hot_until = hot_until
-    record.updated_at = datetime.now(UTC)
-    return _copy(record)
-
-
-def _copy(record: PhysicalFile) -> PhysicalFile:
-    return PhysicalFile(
-        record.id, record.storage_tier, record.filename, record.path, record.hot_until, record.created_at, record.updated_at
-    )
-
-
-def paths_of(records: Iterable[PhysicalFile]) -> set[tuple[StorageTier, str]]:
-    """Return the (tier, path) pairs of ``records``."""
-    return {(StorageTier(r.storage_tier), r.path) for r in records}
+    def run_after_commit(self, work: Callable[[], object]) -> bool:
+        return self._call(self.adapter.run_after_commit(work))

@@ -15,15 +15,12 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .config import MAX_PRESIGN_EXPIRY
-from .exceptions import FileTooLargeError, InvalidOptionError, ObjectNotFoundError, StorageError
-from .objectstore import ObjectStore, translate_errors
+from .exceptions import FileTooLargeError, InvalidOptionError, StorageError
+from .objectstore import ObjectStore
 from .types import StorageTier
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 __all__ = [
     "CORS_RULE_ID",
@@ -156,7 +153,6 @@ def presigned_post(
     """
     _check_expiry(expires_in)
     _check_size(size, min(max_size, MAX_POST_SIZE))
-    r = store.tier(tier)
     fields = _write_fields(store, tier, content_type, content_disposition)
     # botocore turns the key condition into "starts-with" when the key ends in "${filename}": the
     # exact key is pinned here again, so S3 refuses any other key whatever the name.
@@ -165,11 +161,8 @@ def presigned_post(
         {"key": key},
         *({name: value} for name, value in fields.items()),
     ]
-    with translate_errors("PresignPost", r, key):
-        post = store.client(tier).generate_presigned_post(
-            r.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
-        )
-    return PostTarget(post["url"], {str(k): str(v) for k, v in post["fields"].items()})
+    url, signed_fields = store.presigned_post(tier, key, fields, conditions, expires_in)
+    return PostTarget(url, signed_fields)
 
 
 def start_multipart(
@@ -188,14 +181,7 @@ def start_multipart(
     _check_expiry(expires_in)
     _check_size(size, min(max_size, MAX_OBJECT_SIZE))
     sizes = part_sizes(size, part_size)
-    r = store.tier(tier)
-    extra: dict[str, Any] = {"ContentType": content_type}
-    if content_disposition:
-        extra["ContentDisposition"] = content_disposition
-    if r.storage_class:
-        extra["StorageClass"] = r.storage_class
-    with translate_errors("CreateMultipartUpload", r, key):
-        upload_id = store.client(tier).create_multipart_upload(Bucket=r.bucket, Key=key, **extra)["UploadId"]
+    upload_id = store.create_multipart_upload(tier, key, content_type=content_type, content_disposition=content_disposition)
     urls = sign_parts(store, tier, key, upload_id, sizes, 1, min(len(sizes), PART_BATCH), expires_in)
     return MultipartTarget(upload_id, sizes[0], sizes, urls)
 
@@ -212,34 +198,17 @@ def sign_parts(
         raise InvalidOptionError(
             f"parts {first}..{last} are invalid: ask for parts from 1 to {len(sizes)}, at most {PART_BATCH} at a time."
         )
-    r = store.tier(tier)
-    client = store.client(tier)
-    with translate_errors("PresignUploadPart", r, key):
-        return [
-            client.generate_presigned_url(
-                "upload_part",
-                Params={"Bucket": r.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n, "ContentLength": sizes[n - 1]},
-                ExpiresIn=expires_in,
-            )
-            for n in range(first, last + 1)
-        ]
+    numbered = [(number, sizes[number - 1]) for number in range(first, last + 1)]
+    return store.presigned_part_urls(tier, key, upload_id, numbered, expires_in)
 
 
 def head(store: ObjectStore, tier: StorageTier, key: str) -> LandedObject | None:
     """Return what S3 holds at ``key`` (size, type, disposition), or None when nothing has landed."""
-    r = store.tier(tier)
-    try:
-        with translate_errors("HeadObject", r, key):
-            resp = store.client(tier).head_object(Bucket=r.bucket, Key=key)
-    except ObjectNotFoundError:
+    found = store.head_with_disposition(tier, key)
+    if found is None:
         return None
-    etag = resp.get("ETag")
-    return LandedObject(
-        size=int(resp.get("ContentLength", 0)),
-        etag=etag.strip('"') if etag else None,
-        content_type=resp.get("ContentType"),
-        content_disposition=resp.get("ContentDisposition"),
-    )
+    info, disposition = found
+    return LandedObject(size=info.size, etag=info.etag, content_type=info.content_type, content_disposition=disposition)
 
 
 def complete_multipart(store: ObjectStore, tier: StorageTier, key: str, upload_id: str, sizes: list[int]) -> None:
@@ -248,48 +217,38 @@ def complete_multipart(store: ObjectStore, tier: StorageTier, key: str, upload_i
     The client is not asked for ETags: S3's own part list is the truth. A missing or mis-sized
     part raises StorageError(code="IncompleteUpload") and leaves the upload open for a retry.
     """
-    r = store.tier(tier)
-    client = store.client(tier)
-    parts: list[CompletedPartTypeDef] = []
-    with translate_errors("ListParts", r, key):
-        paginator = client.get_paginator("list_parts")
-        for page in paginator.paginate(Bucket=r.bucket, Key=key, UploadId=upload_id):
-            parts.extend({"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in page.get("Parts", []))
-            for p in page.get("Parts", []):
-                n = p["PartNumber"]
-                if not 1 <= n <= len(sizes) or p["Size"] != sizes[n - 1]:
-                    raise StorageError(
-                        f"Part {n} of {key!r} has {p['Size']} bytes; the plan has {len(sizes)} parts "
-                        f"of {sizes[0]} bytes. Upload the parts as planned.",
-                        operation="CompleteMultipartUpload",
-                        tier=tier.value,
-                        bucket=r.bucket,
-                        key=key,
-                        code="IncompleteUpload",
-                    )
-    numbers = sorted(int(p["PartNumber"]) for p in parts)
-    if numbers != list(range(1, len(sizes) + 1)):
-        missing = sorted(set(range(1, len(sizes) + 1)) - set(numbers))
-        raise StorageError(
-            f"{len(missing)} of {len(sizes)} parts of {key!r} have not arrived (first missing: part {missing[0]}). "
-            "Upload every part before finishing.",
+    parts = store.uploaded_parts(tier, key, upload_id)
+
+    def incomplete(why: str) -> StorageError:
+        return StorageError(
+            why,
             operation="CompleteMultipartUpload",
             tier=tier.value,
-            bucket=r.bucket,
+            bucket=store.tier(tier).bucket,
             key=key,
             code="IncompleteUpload",
         )
-    parts.sort(key=lambda p: p["PartNumber"])
-    with translate_errors("CompleteMultipartUpload", r, key):
-        client.complete_multipart_upload(Bucket=r.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+
+    for part in parts:
+        if not 1 <= part.number <= len(sizes) or part.size != sizes[part.number - 1]:
+            raise incomplete(
+                f"Part {part.number} of {key!r} has {part.size} bytes; the plan has {len(sizes)} parts "
+                f"of {sizes[0]} bytes. Upload the parts as planned."
+            )
+    numbers = sorted(part.number for part in parts)
+    if numbers != list(range(1, len(sizes) + 1)):
+        missing = sorted(set(range(1, len(sizes) + 1)) - set(numbers))
+        raise incomplete(
+            f"{len(missing)} of {len(sizes)} parts of {key!r} have not arrived (first missing: part {missing[0]}). "
+            "Upload every part before finishing."
+        )
+    store.complete_multipart_upload(tier, key, upload_id, parts)
 
 
 def abort_multipart(store: ObjectStore, tier: StorageTier, key: str, upload_id: str) -> None:
     """Abort ``upload_id`` and free its parts; an upload already gone is not an error."""
-    r = store.tier(tier)
     try:
-        with translate_errors("AbortMultipartUpload", r, key):
-            store.client(tier).abort_multipart_upload(Bucket=r.bucket, Key=key, UploadId=upload_id)
+        store.abort_multipart_upload(tier, key, upload_id)
     except StorageError as exc:
         if exc.code != "NoSuchUpload":
             raise
@@ -297,14 +256,8 @@ def abort_multipart(store: ObjectStore, tier: StorageTier, key: str, upload_id: 
 
 def iter_pending_uploads(store: ObjectStore, tier: StorageTier, prefix: str | None = None) -> Iterator[PendingUpload]:
     """Yield the tier's unfinished multipart uploads (under ``prefix``), page by page."""
-    r = store.tier(tier)
-    params: dict[str, Any] = {"Bucket": r.bucket}
-    if prefix:
-        params["Prefix"] = prefix
-    with translate_errors("ListMultipartUploads", r):
-        for page in store.client(tier).get_paginator("list_multipart_uploads").paginate(**params):
-            for upload in page.get("Uploads", []):
-                yield PendingUpload(tier, upload["Key"], upload["UploadId"], upload.get("Initiated"))
+    for upload in store.iter_multipart_uploads(tier, prefix):
+        yield PendingUpload(tier, upload.key, upload.upload_id, upload.initiated)
 
 
 #: The ID of the CORS rule ``apply_cors`` manages; other rules of the bucket are kept.
@@ -313,7 +266,7 @@ CORS_RULE_ID = "S3StrataDirectUploads"
 
 def cors_rule(origins: list[str], max_age: int = 3600) -> dict[str, Any]:
     """Return the CORS rule letting pages on ``origins`` POST and PUT uploads to a bucket."""
-    bad = [o for o in origins if not (o == "*" or o.startswith(("https://", "http://")))]
+    bad = [origin for origin in origins if not (origin == "*" or origin.startswith(("https://", "http://")))]
     if not origins or bad:
         raise InvalidOptionError(
             f"Invalid origins {bad or origins!r}: give each site as scheme://host[:port], e.g. https://app.example.com."
@@ -331,16 +284,6 @@ def cors_rule(origins: list[str], max_age: int = 3600) -> dict[str, Any]:
 def apply_cors(store: ObjectStore, tier: StorageTier, origins: list[str]) -> list[dict[str, Any]]:
     """Set (or replace) our CORS rule on the tier's bucket, keeping its other rules; return all rules."""
     rule = cors_rule(origins)
-    r = store.tier(tier)
-    client = store.client(tier)
-    with translate_errors("GetBucketCors", r):
-        try:
-            rules: list[Any] = list(client.get_bucket_cors(Bucket=r.bucket).get("CORSRules", []))
-        except client.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
-                raise
-            rules = []
-    rules = [x for x in rules if x.get("ID") != CORS_RULE_ID] + [rule]
-    with translate_errors("PutBucketCors", r):
-        client.put_bucket_cors(Bucket=r.bucket, CORSConfiguration={"CORSRules": rules})
+    rules = [kept for kept in store.cors_rules(tier) if kept.get("ID") != CORS_RULE_ID] + [rule]
+    store.put_cors_rules(tier, rules)
     return rules

@@ -14,12 +14,11 @@ import logging
 import math
 import os
 import queue
-import string
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
-from urllib.parse import quote
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, NamedTuple, NoReturn, cast
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -27,12 +26,11 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .config import MAX_PRESIGN_EXPIRY, ResolvedTier, S3StrataConfig, resolve_tier, tier_clash
+from .config import MAX_PRESIGN_EXPIRY, ResolvedTier, S3StrataConfig
 from .contenttypes import content_disposition, guess_content_type, write_disposition
 from .exceptions import (
     AccessDeniedError,
     BucketNotFoundError,
-    ConfigurationError,
     FileTooLargeError,
     InvalidOptionError,
     ObjectNotFoundError,
@@ -40,13 +38,24 @@ from .exceptions import (
     StorageError,
     VerificationError,
 )
+from .layout import Layout
 from .signing import PresignSigner
 from .types import ObjectInfo, S3Object, StorageTier
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
-__all__ = ["DataSource", "ObjectStore", "S3ObjectReader", "content_disposition", "guess_content_type", "translate_errors"]
+__all__ = [
+    "DataSource",
+    "ObjectStore",
+    "S3ObjectReader",
+    "UnfinishedUpload",
+    "UploadedPart",
+    "content_disposition",
+    "guess_content_type",
+    "translate_errors",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +66,6 @@ DataSource = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | os.PathLike
 #: CopyObject could copy up to 5 GiB, but one request copies much slower than parallel parts.
 PART_COPY_THRESHOLD = 64 * 1024**2
 MAX_PARTS = 10_000
-
-#: Byte -> 1 where a URL path needs it escaped (all but RFC 3986's unreserved characters and "/"; every
-#: byte of a non-ASCII character). ``1 in key.encode().translate(_ESCAPE)`` is an exact test at about a
-#: third of a regular expression's cost, and most keys then skip quote().
-_ESCAPE = bytes(0 if chr(b) in string.ascii_letters + string.digits + "_.~/-" else 1 for b in range(256))
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _NO_BUCKET = {"NoSuchBucket"}
@@ -264,22 +268,16 @@ class S3ObjectReader(io.RawIOBase):
 class ObjectStore:
     """Both tiers' buckets behind one boto3 client per tier (shared when the tiers share a location)."""
 
-    def __init__(self, config: S3StrataConfig) -> None:
+    def __init__(self, config: S3StrataConfig, layout: Layout | None = None) -> None:
         self.config = config
         self.advanced = config.advanced
-        self._tiers = {t: resolve_tier(config, t) for t in StorageTier}
-        clash = tier_clash(self._tiers[StorageTier.HOT], self._tiers[StorageTier.COLD])
-        if clash is not None:
-            # Refused here too, not only by the system check: workers and servers run no checks.
-            raise ConfigurationError(
-                f"{clash} Set different HOT_BUCKET and COLD_BUCKET, or distinct prefixes per tier "
-                "(PUBLIC_HOT_PREFIX, PRIVATE_HOT_PREFIX, PUBLIC_COLD_PREFIX, PRIVATE_COLD_PREFIX)."
-            )
+        # Which bucket is which tier and which prefix is which visibility: plain data, shared with callers.
+        self.layout = layout if layout is not None else Layout(config)
+        self._tiers = self.layout.tiers
         self._lock = threading.Lock()
         self._pid = -1
         self._clients: dict[StorageTier, S3Client] = {}
         self._signers: dict[StorageTier, PresignSigner] = {}
-        self._public_bases = {t: _public_base(r) for t, r in self._tiers.items()}
 
     def __getstate__(self) -> dict[str, Any]:
         # boto3 clients hold sockets and locks: rebuild them after unpickling.
@@ -301,7 +299,7 @@ class ObjectStore:
 
     def same_location(self) -> bool:
         """Return True when both tiers live on one endpoint with one set of credentials."""
-        return self._tiers[StorageTier.HOT].same_location(self._tiers[StorageTier.COLD])
+        return self.layout.same_location()
 
     def client(self, tier: StorageTier) -> S3Client:
         """Return the boto3 client of ``tier``, built once per process (and again after a fork)."""
@@ -365,8 +363,7 @@ class ObjectStore:
 
     def public_url(self, tier: StorageTier, key: str) -> str:
         """Return the direct URL of ``key``: path-style on the endpoint, or under ``public_base_url``."""
-        base = self._public_bases[tier]
-        return base + (quote(key, safe="/") if 1 in key.encode().translate(_ESCAPE) else key)
+        return self.layout.public_url(tier, key)
 
     def presigned_url(self, tier: StorageTier, key: str, expires_in: int, disposition: str | None = None) -> str:
         """Return a presigned GET URL for ``key`` valid for ``expires_in`` seconds."""
@@ -717,18 +714,129 @@ class ObjectStore:
         if known is not None and _plain_md5(copy.etag) and copy.etag != known:
             fail(f"the copy's ETag {copy.etag} differs from the source's MD5 {known}.")
 
+    # -- browser uploads: POST policies, multipart uploads, CORS ---------------------
+
+    def presigned_post(
+        self, tier: StorageTier, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """Return the URL and form fields of a POST to ``key`` signed for ``fields`` and ``conditions`` (no network)."""
+        resolved = self._tiers[tier]
+        with translate_errors("PresignPost", resolved, key):
+            post = self.client(tier).generate_presigned_post(
+                resolved.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+            )
+        return post["url"], {str(name): str(value) for name, value in post["fields"].items()}
+
+    def create_multipart_upload(
+        self, tier: StorageTier, key: str, *, content_type: str, content_disposition: str | None = None
+    ) -> str:
+        """Start a multipart upload at ``key`` (the tier's storage class) and return its upload ID."""
+        resolved = self._tiers[tier]
+        extra: dict[str, Any] = {"ContentType": content_type}
+        if content_disposition:
+            extra["ContentDisposition"] = content_disposition
+        if resolved.storage_class:
+            extra["StorageClass"] = resolved.storage_class
+        with translate_errors("CreateMultipartUpload", resolved, key):
+            return self.client(tier).create_multipart_upload(Bucket=resolved.bucket, Key=key, **extra)["UploadId"]
+
+    def presigned_part_urls(
+        self, tier: StorageTier, key: str, upload_id: str, parts: Iterable[tuple[int, int]], expires_in: int
+    ) -> list[str]:
+        """Return a presigned UploadPart URL for each (part number, length) of ``parts``, each bound to its length."""
+        resolved = self._tiers[tier]
+        client = self.client(tier)
+        with translate_errors("PresignUploadPart", resolved, key):
+            return [
+                client.generate_presigned_url(
+                    "upload_part",
+                    Params={
+                        "Bucket": resolved.bucket,
+                        "Key": key,
+                        "UploadId": upload_id,
+                        "PartNumber": number,
+                        "ContentLength": length,
+                    },
+                    ExpiresIn=expires_in,
+                )
+                for number, length in parts
+            ]
+
+    def uploaded_parts(self, tier: StorageTier, key: str, upload_id: str) -> list[UploadedPart]:
+        """Return the parts S3 holds of the multipart upload ``upload_id``, in S3's order."""
+        resolved = self._tiers[tier]
+        parts: list[UploadedPart] = []
+        with translate_errors("ListParts", resolved, key):
+            pages = self.client(tier).get_paginator("list_parts").paginate(Bucket=resolved.bucket, Key=key, UploadId=upload_id)
+            for page in pages:
+                parts.extend(UploadedPart(part["PartNumber"], part["Size"], part["ETag"]) for part in page.get("Parts", []))
+        return parts
+
+    def complete_multipart_upload(self, tier: StorageTier, key: str, upload_id: str, parts: Iterable[UploadedPart]) -> None:
+        """Complete the multipart upload ``upload_id`` from ``parts`` (sorted by number here, as S3 requires)."""
+        resolved = self._tiers[tier]
+        completed: list[CompletedPartTypeDef] = [
+            {"PartNumber": part.number, "ETag": part.etag} for part in sorted(parts, key=lambda part: part.number)
+        ]
+        with translate_errors("CompleteMultipartUpload", resolved, key):
+            self.client(tier).complete_multipart_upload(
+                Bucket=resolved.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": completed}
+            )
+
+    def abort_multipart_upload(self, tier: StorageTier, key: str, upload_id: str) -> None:
+        """Abort the multipart upload ``upload_id`` and free its parts (StorageError code "NoSuchUpload" when gone)."""
+        resolved = self._tiers[tier]
+        with translate_errors("AbortMultipartUpload", resolved, key):
+            self.client(tier).abort_multipart_upload(Bucket=resolved.bucket, Key=key, UploadId=upload_id)
+
+    def iter_multipart_uploads(self, tier: StorageTier, prefix: str | None = None) -> Iterator[UnfinishedUpload]:
+        """Yield the tier's multipart uploads that were neither completed nor aborted (under ``prefix``), page by page."""
+        resolved = self._tiers[tier]
+        params: dict[str, Any] = {"Bucket": resolved.bucket}
+        if prefix:
+            params["Prefix"] = prefix
+        with translate_errors("ListMultipartUploads", resolved):
+            for page in self.client(tier).get_paginator("list_multipart_uploads").paginate(**params):
+                for upload in page.get("Uploads", []):
+                    yield UnfinishedUpload(upload["Key"], upload["UploadId"], upload.get("Initiated"))
+
+    def head_with_disposition(self, tier: StorageTier, key: str) -> tuple[ObjectInfo, str | None] | None:
+        """Return the HEAD of ``key`` and its Content-Disposition, or None when there is no such object."""
+        resolved = self._tiers[tier]
+        try:
+            with translate_errors("HeadObject", resolved, key):
+                resp = self.client(tier).head_object(Bucket=resolved.bucket, Key=key)
+        except ObjectNotFoundError:
+            return None
+        info = ObjectInfo(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            etag=_etag(resp.get("ETag")),
+            last_modified=resp.get("LastModified"),
+            content_type=resp.get("ContentType"),
+            storage_class=resp.get("StorageClass"),
+        )
+        return info, resp.get("ContentDisposition")
+
+    def cors_rules(self, tier: StorageTier) -> list[dict[str, Any]]:
+        """Return the CORS rules of the tier's bucket (none when it has no CORS configuration)."""
+        resolved = self._tiers[tier]
+        with translate_errors("GetBucketCors", resolved):
+            try:
+                return [dict(rule) for rule in self.client(tier).get_bucket_cors(Bucket=resolved.bucket).get("CORSRules", [])]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
+                    raise
+                return []
+
+    def put_cors_rules(self, tier: StorageTier, rules: list[dict[str, Any]]) -> None:
+        """Set the CORS rules of the tier's bucket to ``rules`` (replacing all it had)."""
+        resolved = self._tiers[tier]
+        with translate_errors("PutBucketCors", resolved):
+            self.client(tier).put_bucket_cors(Bucket=resolved.bucket, CORSConfiguration={"CORSRules": rules})  # type: ignore[typeddict-item]
+
 
 _END = object()
-
-
-def _public_base(r: ResolvedTier) -> str:
-    """Return what a tier's public URLs start with: ``public_base_url``, or the bucket's address."""
-    if r.public_base_url:
-        return r.public_base_url.rstrip("/") + "/"
-    if r.virtual_host:
-        scheme, _, host = r.endpoint_url.partition("://")
-        return f"{scheme}://{r.bucket}.{host}/"
-    return f"{r.endpoint_url}/{r.bucket}/"
 
 
 def _read_ahead(pages: Iterator[list[S3Object]]) -> Iterator[list[S3Object]]:
@@ -796,3 +904,19 @@ def _remaining(stream: Any) -> int | None:
         return int(end - here)
     except (AttributeError, OSError, ValueError):
         return None
+
+
+class UploadedPart(NamedTuple):
+    """One part that S3 holds of an unfinished multipart upload."""
+
+    number: int
+    size: int
+    etag: str
+
+
+class UnfinishedUpload(NamedTuple):
+    """A multipart upload that S3 holds, started and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime | None

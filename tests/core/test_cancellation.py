@@ -1,6 +1,6 @@
 """Cancellation and interrupts at every step: the record keeps its bytes, and only orphans are left behind.
 
-Each operation runs clean once to count its steps (the ``_S3``, ``_DB`` and ``_Sleep`` steps its
+Each operation runs clean once to count its steps (the ``S3Call``, ``DBCall`` and ``Sleep`` steps its
 generator yields), then once per step on fresh keys, stopped at that step:
 
 - ``caller``: the caller's task is cancelled while it awaits; the operation runs shielded, so it
@@ -39,8 +39,9 @@ from django_s3strata.core import (
     StorageTier,
     UploadOptions,
 )
-from django_s3strata.core import manager as manager_module
-from django_s3strata.core.manager import _DB, _S3, SyncFileManager, _Sleep
+from django_s3strata.core import steps as steps_module
+from django_s3strata.core.manager import SyncFileManager
+from django_s3strata.core.steps import DBCall, S3Call, Sleep
 from tests.conftest import Env
 
 Where = tuple[str, str]  # (tier, key)
@@ -148,15 +149,15 @@ PARAMS = [(op, "shared") for op in OPERATIONS]
 
 
 class Stepper:
-    """Replace ``manager._advance`` to count the steps operations yield, and act on the k-th one."""
+    """Replace the drivers' ``_advance`` to count the steps operations yield, and act on the k-th one."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.real = manager_module._advance
+        self.real = steps_module._advance
         self.count = 0
         self.at: int | None = None
         self.act: Callable[[Any], Any] | None = None
         self.lock = threading.Lock()  # the sync face's archival copies advance from pool threads
-        monkeypatch.setattr(manager_module, "_advance", self.advance)
+        monkeypatch.setattr(steps_module, "_advance", self.advance)
 
     def arm(self, at: int | None, act: Callable[[Any], Any] | None = None) -> None:
         self.count, self.at, self.act = 0, at, act
@@ -174,16 +175,13 @@ class Stepper:
 
 
 def performer(step: Any, adapter: Any) -> Callable[[], Any]:
-    """Return a callable that performs ``step`` (blocking), with the sync adapter for ``_DB`` steps."""
-    if isinstance(step, _S3):
+    """Return a callable that performs ``step`` (blocking), with the sync adapter for ``DBCall`` steps."""
+    if isinstance(step, S3Call):
         return lambda: step.fn(*step.args, **step.kwargs)
-    if isinstance(step, _DB):
+    if isinstance(step, DBCall):
 
         def call() -> Any:
-            method = getattr(adapter, step.method, None)
-            if method is None:
-                raise NotImplementedError(step.method)
-            return method(*step.args, **step.kwargs)
+            return getattr(adapter, step.method)(*step.args, **step.kwargs)
 
         return call
     return lambda: None
@@ -195,9 +193,9 @@ def cancel_driver(variant: str, adapter: Any) -> Callable[[Any], Any]:
     def act(step: Any) -> Any:
         task = asyncio.current_task()
         assert task is not None
-        if variant == "before" or isinstance(step, _Sleep):
+        if variant == "before" or isinstance(step, Sleep):
             task.cancel()
-            return _Sleep(0) if variant == "before" else step
+            return Sleep(0) if variant == "before" else step
         loop = asyncio.get_running_loop()
         perform = performer(step, adapter)
 
@@ -208,7 +206,7 @@ def cancel_driver(variant: str, adapter: Any) -> Callable[[Any], Any]:
                 # Queued before the step's result: the driver is cancelled while it waits for it.
                 loop.call_soon_threadsafe(task.cancel)
 
-        return _S3(run)
+        return S3Call(run)
 
     return act
 
@@ -225,7 +223,7 @@ def interrupt(variant: str, adapter: Any) -> Callable[[Any], Any]:
                     perform()
             raise KeyboardInterrupt
 
-        return _S3(run)
+        return S3Call(run)
 
     return act
 
@@ -288,7 +286,7 @@ def check(env: Env, calm: FileManager, case: Case, *, finished: bool, trouble: T
     ``calm`` shares the records of the manager under test; it sweeps, as an operator would.
     """
     problems = trouble.take()
-    claims = calm.adapter._sync._state.claims  # type: ignore[attr-defined]
+    claims = calm.adapter.sync_adapter._state.claims  # type: ignore[attr-defined]
     if finished and claims:
         problems.append(f"{len(claims)} claim(s) left behind by an operation that finished")
     for item in case.items:

@@ -15,7 +15,7 @@
         └── VerificationError     a copy does not match its source
 
 Errors from boto3 and botocore are translated into these at one boundary,
-``objectstore.translate_errors``, and chained as ``__cause__``.
+``s3errors.translate_errors``, and chained as ``__cause__``.
 """
 
 from __future__ import annotations

@@ -26,21 +26,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import IO, Any, TypeVar
 
 from .adapters import LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter, features_of
-from .archival import ArchiveClaim, ArchiveOps
-from .claims import claim_owner, seconds
-from .config import S3StrataAdvancedOptions, S3StrataConfig, parse_tier, parse_visibility
-from .keys import build_key, clean_filename, default_suffix, validate_suffix
+from .archival import ArchiveClaim
+from .claims import claim_owner
+from .config import S3StrataAdvancedOptions, S3StrataConfig, parse_tier
+from .keys import clean_filename
 from .moves import Copied
-from .objectstore import DataSource, ObjectStore, content_disposition, guess_content_type
-from .orphans import OrphanOps, OrphanOutcome, OrphanPolicy
-from .steps import BULK_BYTES, Op, S3Call, drive_async, drive_sync, now
+from .objectstore import DataSource, ObjectStore
+from .operations import Operations
+from .orphans import OrphanOutcome, OrphanPolicy
+from .steps import Op, drive_async, drive_sync
 from .types import (
     AdoptOrphanOptions,
     AdoptOrphanResult,
@@ -50,7 +50,6 @@ from .types import (
     FileId,
     FileVisibility,
     GetUrlOptions,
-    ObjectInfo,
     OrphanObject,
     PhysicalFile,
     SetHotDurationOptions,
@@ -79,70 +78,6 @@ def _bulk_threads(advanced: S3StrataAdvancedOptions) -> int:
     return max(2, min(advanced.max_concurrency, os.cpu_count() or 1))
 
 
-def _payload_size(data: Any) -> int | None:
-    if isinstance(data, bytes | bytearray | memoryview):
-        return len(data)
-    if isinstance(data, os.PathLike):
-        try:
-            return os.path.getsize(data)
-        except OSError:
-            return None
-    return None
-
-
-class _Operations(ArchiveOps, OrphanOps):
-    """Every operation as a step generator; shared by both faces."""
-
-    def url(self, file: PhysicalFile, options: GetUrlOptions | None) -> str:
-        """Return the public URL or a presigned URL; no network, no thread hop."""
-        tier, visibility, _ = self._location(file)
-        if visibility is FileVisibility.PUBLIC:
-            return self.store.public_url(tier, file.path)
-        opts = options or GetUrlOptions()
-        expires = opts.expires_in if opts.expires_in is not None else self.advanced.default_presigned_url_expiration
-        disposition = opts.content_disposition
-        if disposition is None and self.advanced.presign_content_disposition:
-            disposition = content_disposition(self.advanced.presign_content_disposition, file.filename)
-        return self.store.presigned_url(tier, file.path, expires, disposition)
-
-    # -- upload --------------------------------------------------------------------
-
-    def upload(self, data: DataSource, options: UploadOptions | None) -> Op[PhysicalFile]:
-        o = options or UploadOptions()
-        tier = parse_tier(o.tier if o.tier is not None else self.advanced.default_storage_tier)
-        visibility = parse_visibility(o.visibility if o.visibility is not None else self.advanced.default_visibility)
-        duration = seconds(o.hot_duration, "hot_duration")
-        filename = clean_filename(o.filename) if o.filename is not None else str(uuid.uuid4())
-        suffix = validate_suffix(o.path_suffix) if o.path_suffix is not None else default_suffix(filename)
-        key = build_key(self.store.tier(tier), visibility, suffix)
-        from .contenttypes import parse_content_type, write_disposition
-
-        # Checked before any byte is sent: one strict type, and active content per the settings.
-        content_type = parse_content_type(o.content_type) if o.content_type else guess_content_type(filename)
-        disposition = write_disposition(content_type, filename, self.advanced.active_content)
-        size = _payload_size(data)
-        stored: ObjectInfo = yield S3Call(
-            self.store.put,
-            (tier, key, data),
-            {"content_type": content_type, "content_disposition": disposition, "max_size": self.advanced.max_file_size},
-            bulk=size is None or size > BULK_BYTES,
-        )
-        hot_until = now() + timedelta(seconds=duration) if tier is StorageTier.HOT and duration is not None else None
-        try:
-            record = yield from self._create(tier, filename, key, hot_until, stored)
-        except Exception:
-            # Only remove the object when no record can be pointing at it (a create may commit and still raise).
-            if (yield from self._no_record_at(tier, key)):
-                yield from self._discard(tier, key, "its record was not created")
-            raise
-        return record
-
-    def exists(self, file: PhysicalFile) -> Op[bool]:
-        tier = parse_tier(file.storage_tier, what="storage_tier")
-        info = yield S3Call(self.store.head, (tier, file.path))
-        return info is not None
-
-
 def _retrieve(task: asyncio.Future[Any]) -> None:
     """Mark a shielded operation's outcome as seen: its caller may have been cancelled and never read it."""
     if not task.cancelled() and task.exception() is not None:
@@ -168,7 +103,7 @@ class FileManager:
         self.objectstore = ObjectStore(config)
         # The adapter's optional methods, read once: an undeclared one is never called.
         self.features = features_of(adapter)
-        self._ops = _Operations(config, self.objectstore, self.features)
+        self._ops = Operations(config, self.objectstore, self.features)
         # Work deferred to a commit runs later on the committing thread, through the sync face.
         self._ops.run_sync = lambda op: self.sync._run(op)
         self._executor: ThreadPoolExecutor | None = None

@@ -14,7 +14,8 @@ from .claims import OpsBase, claim_owner, seconds
 from .config import parse_tier, parse_visibility
 from .exceptions import ConflictError, InvalidOptionError, S3StrataError, VerificationError
 from .keys import build_key
-from .objectstore import PART_COPY_THRESHOLD, _plain_md5
+from .objectstore import PART_COPY_THRESHOLD
+from .s3errors import plain_md5
 from .steps import BULK_BYTES, Op, S3Call, db, now
 from .types import (
     ObjectInfo,
@@ -42,7 +43,7 @@ def _recorded_source(file: PhysicalFile, key: str) -> ObjectInfo | None:
     size, etag = getattr(file, "size", None), getattr(file, "etag", None)
     if not isinstance(size, int) or isinstance(size, bool) or not isinstance(etag, str):
         return None
-    if not _plain_md5(etag):
+    if not plain_md5(etag):
         # Only an MD5 lets the copy's own ETag prove it, even on a server that ignores CopySourceIfMatch.
         return None
     if size > PART_COPY_THRESHOLD:
@@ -124,38 +125,43 @@ class MoveOps(OpsBase):
                     yield from self._discard(dst, dst_key, "the copy failed")
                 raise
 
-    def _commit(self, c: Copied) -> Op[PhysicalFile | None]:
+    def _commit(self, copied: Copied) -> Op[PhysicalFile | None]:
         """Commit one copy's new location; return None when the record moved on meanwhile."""
         try:
             if self.features.update_if:
                 # Compare-and-set: commit only while the record is still where this move found it.
-                committed = yield from db(SyncStorageAdapter.update_if, c.file.id, c.src, c.src_key, **c.changes)
+                committed = yield from db(
+                    SyncStorageAdapter.update_if, copied.file.id, copied.src, copied.src_key, **copied.changes
+                )
             else:
-                committed = yield from db(SyncStorageAdapter.update, c.file.id, **c.changes)
+                committed = yield from db(SyncStorageAdapter.update, copied.file.id, **copied.changes)
         except Exception:
             # The commit may or may not have happened: keep both copies; the sweep removes the stale one.
             logger.warning(
-                "s3strata: record %s not updated after copying %s to %s; both copies kept.", c.file.id, c.src_key, c.dst_key
+                "s3strata: record %s not updated after copying %s to %s; both copies kept.",
+                copied.file.id,
+                copied.src_key,
+                copied.dst_key,
             )
             raise
         return committed
 
-    def _settle(self, c: Copied, committed: PhysicalFile | None, stale: list[str] | None) -> Op[PhysicalFile]:
+    def _settle(self, copied: Copied, committed: PhysicalFile | None, stale: list[str] | None) -> Op[PhysicalFile]:
         """After the commit: delete the source (or leave its key in ``stale``); after a lost race, the copy."""
         if committed is None:
             # Another move or a delete won the race: the source is theirs to handle; the copy is nobody's.
-            if (yield from self._no_record_at(c.dst, c.dst_key)):
-                yield from self._discard(c.dst, c.dst_key, "another writer moved the record first")
-            raise ConflictError(c.file.id, c.src_key)
+            if (yield from self._no_record_at(copied.dst, copied.dst_key)):
+                yield from self._discard(copied.dst, copied.dst_key, "another writer moved the record first")
+            raise ConflictError(copied.file.id, copied.src_key)
         if stale is not None:
-            stale.append(c.src_key)
-        elif (yield from self._after_commit(c.src, c.src_key)):
+            stale.append(copied.src_key)
+        elif (yield from self._after_commit(copied.src, copied.src_key)):
             pass  # the commit is the caller's transaction's: the source goes when it commits
-        elif (c.src, c.src_key) in (yield from self._unreferenced([(c.src, c.src_key)])):
-            yield from self._discard(c.src, c.src_key, "stale source copy after a move")
+        elif (copied.src, copied.src_key) in (yield from self._unreferenced([(copied.src, copied.src_key)])):
+            yield from self._discard(copied.src, copied.src_key, "stale source copy after a move")
         # Records that carry a size (the Django model does) learn it from the verified copy.
         if getattr(committed, "size", False) is None:
-            committed.size = c.size  # type: ignore[attr-defined]
+            committed.size = copied.size  # type: ignore[attr-defined]
         return committed
 
     def _move(self, file: PhysicalFile, plan: Plan, owner: str | None, taken: float | None = None) -> Op[PhysicalFile]:

@@ -240,8 +240,8 @@ class OrphanOps(OpsBase):
         return found
 
     def delete_orphan_objects(self, options: DeleteOrphanOptions | None) -> Op[DeleteOrphanResult]:
-        o = options or DeleteOrphanOptions()
-        result = DeleteOrphanResult(0, 0, [], [], o.dry_run)
+        opts = options or DeleteOrphanOptions()
+        result = DeleteOrphanResult(0, 0, [], [], opts.dry_run)
 
         def tally(outcome: OrphanOutcome) -> None:
             if outcome.action in ("deleted", "found"):
@@ -253,13 +253,13 @@ class OrphanOps(OpsBase):
                     {"path": outcome.orphan.key, "tier": outcome.orphan.tier.value, "error": outcome.error or ""}
                 )
 
-        policy = OrphanPolicy("delete", o.grace_period, o.dry_run, o.prefix, o.tier)
+        policy = OrphanPolicy("delete", opts.grace_period, opts.dry_run, opts.prefix, opts.tier)
         yield from self.sweep_orphans(policy, tally)
         return result
 
     def adopt_orphan_objects(self, options: AdoptOrphanOptions | None) -> Op[AdoptOrphanResult]:
-        o = options or AdoptOrphanOptions()
-        duration = seconds(o.hot_duration, "hot_duration") if o.set_hot_until else None
+        opts = options or AdoptOrphanOptions()
+        duration = seconds(opts.hot_duration, "hot_duration") if opts.set_hot_until else None
         result = AdoptOrphanResult(0, 0, [])
 
         def tally(outcome: OrphanOutcome) -> None:
@@ -272,7 +272,7 @@ class OrphanOps(OpsBase):
                     {"path": outcome.orphan.key, "tier": outcome.orphan.tier.value, "error": outcome.error or ""}
                 )
 
-        policy = OrphanPolicy("adopt", o.grace_period, False, o.prefix, o.tier, duration, o.extract_filename)
+        policy = OrphanPolicy("adopt", opts.grace_period, False, opts.prefix, opts.tier, duration, opts.extract_filename)
         yield from self.sweep_orphans(policy, tally)
         return result
 

@@ -36,13 +36,14 @@ def settle() -> None:
 
 
 class Measure:
-    """Wall time and the growth of this process's peak RSS over its idle RSS.
+    """Wall time, this process's CPU time (all its threads) and the growth of its peak RSS over its idle RSS.
 
     The peak is the kernel's per-process high-water mark (``VmHWM``), reset before the step by
     writing 5 to ``/proc/self/clear_refs``; ``ru_maxrss`` cannot be reset and counts the parent's.
     """
 
     seconds: float
+    cpu_seconds: float
     memory_mib: float
 
     def __enter__(self) -> Measure:
@@ -50,11 +51,13 @@ class Measure:
         with contextlib.suppress(OSError):
             pathlib.Path("/proc/self/clear_refs").write_text("5")
         self.base = _status("VmRSS")
+        self.cpu_start = time.process_time()
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.seconds = time.perf_counter() - self.start
+        self.cpu_seconds = time.process_time() - self.cpu_start
         self.memory_mib = max(0, _status("VmHWM") - self.base) / MiB
 
 
@@ -81,14 +84,16 @@ class Requests:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._hooked: set[int] = set()
+        self._id = f"bench-requests-{id(self)}"
 
     def watch(self, *clients: Any) -> Requests:
-        """Count the requests of ``clients`` (each hooked once)."""
+        """Count the requests of ``clients`` (each hooked once, however often it is watched).
+
+        botocore keeps one hook per ``unique_id`` on a client: an ``id()`` set would skip a new
+        client that happens to reuse a collected one's address.
+        """
         for client in clients:
-            if id(client) not in self._hooked:
-                self._hooked.add(id(client))
-                client.meta.events.register("before-send.s3", self._count)
+            client.meta.events.register("before-send.s3", self._count, unique_id=self._id)
         return self
 
     def _count(self, event_name: str = "", **kwargs: Any) -> None:
@@ -102,11 +107,39 @@ class Requests:
         return counts
 
 
+class Latency:
+    """Hold each HTTP request of the watched boto3 clients ``seconds`` before it is sent (a ``before-send`` hook).
+
+    A distant S3 as the client sees it: the calling thread waits, as it would for the round
+    trip, and requests on other threads overlap. Every client of every side compared is
+    watched by the same object, so all wait alike; ``seconds`` may change between timings.
+    """
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self._id = f"bench-latency-{id(self)}"
+
+    def watch(self, *clients: Any) -> Latency:
+        """Delay the requests of ``clients`` (each hooked once, however often it is watched)."""
+        for client in clients:
+            client.meta.events.register("before-send.s3", self._wait, unique_id=self._id)
+        return self
+
+    def _wait(self, **kwargs: Any) -> None:
+        if self.seconds > 0:
+            time.sleep(self.seconds)  # returns None: botocore then sends the request as usual
+
+
 class Queries:
-    """Count SQL queries on every thread's connection (an execute wrapper added as each connects)."""
+    """Count SQL queries on every thread's connection (an execute wrapper added as each connects).
+
+    ``arrays`` counts those that bind a list as one array parameter (``unnest(``), so a case can
+    tell which form of ``IN`` ran.
+    """
 
     def __init__(self) -> None:
         self.count = 0
+        self.arrays = 0
         self._lock = threading.Lock()
 
     def install(self) -> None:
@@ -121,8 +154,10 @@ class Queries:
             connection.execute_wrappers.append(self._wrapper)
 
     def _wrapper(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        array = "unnest(" in sql
         with self._lock:
             self.count += 1
+            self.arrays += array
         return execute(sql, params, many, context)
 
     def take(self) -> int:
@@ -130,6 +165,12 @@ class Queries:
         with self._lock:
             count, self.count = self.count, 0
         return count
+
+    def take_arrays(self) -> int:
+        """Return the queries with an array parameter since the last ``take_arrays``, and start again from zero."""
+        with self._lock:
+            arrays, self.arrays = self.arrays, 0
+        return arrays
 
 
 @contextlib.contextmanager

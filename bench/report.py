@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+SPECIAL = ("<!-- special:start -->", "<!-- special:end -->")
 
 
 def _num(value: float | None, unit: str = "") -> str:
@@ -99,12 +100,40 @@ def table(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def rewrite_docs(doc: pathlib.Path, generated: str) -> None:
+def special_table(meta: dict[str, Any], data: dict[str, Any]) -> str:
+    """Return the special paths' table: ON and OFF per case and latency, the gain, the spread, and whether it pays."""
+    sizes = ", ".join(f"{k} {v:,}" for k, v in data["sizes"].items())
+    lines = [
+        f"Run: {meta['date']} on {meta['server']}, database {meta['database']}, {meta['cores']} cores, "
+        f"{data['rounds']} interleaved rounds (`{meta['command']}`; sizes: {sizes}). Medians, with the lowest and highest "
+        "round; gain = median ON / median OFF - 1; spread = the larger side's (highest - lowest) / median; "
+        "per round = ON / OFF - 1 within each round: median (lowest … highest; rounds where ON was the faster); "
+        "CPU = this process's CPU time per file or object, median (ON / OFF).",
+        "",
+        "| case (path) | S3 latency | ON | OFF | raw boto3 | gain | per round | spread | gain > spread | CPU ON / OFF |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def side(s: dict[str, float]) -> str:
+        return f"{_num(s['median'])} ({_num(s['min'])}\u2013{_num(s['max'])})"
+
+    for row in data["rows"]:
+        p, cpu, runs = row["paired_gain"], row["cpu_ms"], row["runs"]["on"]
+        lines.append(
+            f"| {row['case']} (`{row['path']}`) | {row['latency_ms']:g} ms | {side(row['on'])} {row['unit']} | {side(row['off'])} | "
+            f"{_num(row['raw boto3'])} | {row['gain']:+.1%} | {p['median']:+.1%} ({p['min']:+.1%} … {p['max']:+.1%}; {p['wins']}/{len(runs)}) | "
+            f"{row['spread']:.1%} | {'**yes**' if row['pays'] else 'no'} | {cpu['on']:.2f} / {cpu['off']:.2f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def rewrite_docs(doc: pathlib.Path, generated: str, markers: tuple[str, str] = (START, END)) -> None:
     """Replace what lies between the two marker comments of ``doc`` (appending them when missing)."""
+    start, end = markers
     text = doc.read_text() if doc.exists() else "# Performance\n"
-    block = f"{START}\n{generated}\n{END}"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    block = f"{start}\n{generated}\n{end}"
+    if start in text and end in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     doc.write_text(text)

@@ -26,11 +26,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import cases, report  # noqa: E402
+from bench import cases, report, special  # noqa: E402
 from bench.env import Database, Servers, setup_django  # noqa: E402
 from bench.measure import Queries  # noqa: E402
 
-CASES = ["urls", "uploads", "archive", "big", "memory", "orphans", "django", "async"]
+CASES = ["urls", "uploads", "archive", "big", "memory", "orphans", "django", "async", "special"]
+OPT_IN = {"special"}  # run only when named in --only
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,7 +55,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--repeat", type=int, default=2, help="interleaved runs of each large-file case; the best counts (default 2)"
     )
     parser.add_argument("--page-repeat", type=int, default=20, help="timings of the Django page (best counts)")
-    parser.add_argument("--only", nargs="+", choices=CASES, help="run only these cases")
+    parser.add_argument("--only", nargs="+", choices=CASES, help="run only these cases (special: only when named)")
+    parser.add_argument("--latency-ms", type=float, nargs="+", default=[0, 20],
+                        help="special: S3 latencies to run at, ms per request (default 0 20)")  # fmt: skip
+    parser.add_argument("--special-rounds", type=int, default=9, help="special: interleaved ON/OFF rounds (default 9)")
+    parser.add_argument("--special-async-files", type=int, default=500, help="special: async uploads gathered (default 500)")
+    parser.add_argument("--special-orphans", type=int, default=5000, help="special: objects in the orphan scan (default 5000)")
     parser.add_argument("--out", type=pathlib.Path, default=ROOT / "bench" / "results", help="where the JSON goes")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md and docs/img/ alone")
     return parser.parse_args(argv)
@@ -85,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             "orphans": lambda: cases.case_orphans(b),
             "django": lambda: cases.case_django(b),
             "async": lambda: cases.case_async_load(b),
+            "special": lambda: special.case_special(b),
         }
         timings: dict[str, float] = {}
         for name, run in plan.items():
-            if args.only and name not in args.only:
+            if (args.only and name not in args.only) or (not args.only and name in OPT_IN):
                 continue
             started = time.perf_counter()
             run()
@@ -112,15 +119,24 @@ def main(argv: list[str] | None = None) -> int:
         "case_seconds": timings,
         "args": {k: str(v) for k, v in vars(args).items()},
     }
-    generated = report.table(meta, b.results)
+    generated = report.table(meta, b.results) if b.results else ""
     print(generated)
-    out = args.out / f"{now:%Y-%m-%d}.json"
+    special_paths = b.sweeps.get("special_paths")
+    if special_paths:
+        special_table = report.special_table(meta, special_paths)
+        print(special_table)
+    # A run of the special paths alone gets a file of its own: it must not replace the day's full run.
+    suffix = "-special-paths" if args.only == ["special"] else ""
+    out = args.out / f"{now:%Y-%m-%d}{suffix}.json"
     report.write_json(out, meta, b.results, b.sweeps)
     print(f"bench: wrote {out}", file=sys.stderr)
     if not args.no_docs:
         for png in report.plots(b.sweeps, ROOT / "docs" / "img", meta):
             print(f"bench: wrote {png}", file=sys.stderr)
-        report.rewrite_docs(ROOT / "docs" / "performance.md", generated)
+        if generated:
+            report.rewrite_docs(ROOT / "docs" / "performance.md", generated)
+        if special_paths:
+            report.rewrite_docs(ROOT / "docs" / "performance.md", special_table, markers=report.SPECIAL)
     return 0
 
 

@@ -21,9 +21,9 @@ from . import events
 from .core.adapters import AdapterFeatures, ClaimKey, Move, SyncBackedAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, ObjectInfo, StorageTier
 from .events import Change
-from .inserts import AsyncInserts, insert_one
+from .inserts import AsyncInserts
 from .models import ObjectClaim, PhysicalFile
-from .querysets import in_array, pk_in
+from .querysets import in_array
 
 __all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
 
@@ -204,8 +204,9 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
 
     @staticmethod
     def _insert(row: dict[str, Any]) -> PhysicalFile:
-        # One prepared INSERT on this thread's own connection (see inserts.py).
-        record = insert_one(row)
+        # Django's own INSERT: a hand-built prepared one measured no faster with real S3 latency
+        # (docs/performance.md, "Special paths").
+        record = PhysicalFile.objects.create(**row)
         events.publish([Change(None, record)])
         return record
 
@@ -253,7 +254,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
             # The rows stay locked until the commit, so checking their location here is race-free;
             # only the location is read back: the records in hand are the rest.
             pks = [r.pk for r, _ in moves]
-            where = PhysicalFile.objects.select_for_update().filter(pk_in(pks))
+            where = PhysicalFile.objects.select_for_update().filter(pk__in=pks)
             now_at = {
                 pk: (tier, path, until) for pk, tier, path, until in where.values_list("pk", "storage_tier", "path", "hot_until")
             }
@@ -270,7 +271,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
                 changed.append(Change(before, after))
             # One UPDATE for all rows that change alike (an archival batch: all of them).
             for changes_key, ids in groups.items():
-                PhysicalFile.objects.filter(pk_in(ids)).update(**dict(changes_key))
+                PhysicalFile.objects.filter(pk__in=ids).update(**dict(changes_key))
             events.publish(changed)
         return out
 

@@ -34,7 +34,6 @@ from .core.types import OrphanObject, StorageTier
 from .models import PhysicalFile
 from .operations_runs import Progress, RunSummary, close_thread_connections, no_progress
 from .operations_verify import VerifySummary, verify_files
-from .querysets import pk_in
 from .services import get_file_manager
 
 if TYPE_CHECKING:
@@ -85,12 +84,12 @@ def claim_expired(owner: str, batch_size: int, lease_seconds: int, exclude: set[
         candidates = PhysicalFile.objects.filter(_claimable(now)).exclude(id__in=exclude or ()).order_by("hot_until", "id")
         if connections[using].features.has_select_for_update_skip_locked:
             ids = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:batch_size])
-            PhysicalFile.objects.filter(pk_in(ids)).update(**lease)
+            PhysicalFile.objects.filter(pk__in=ids).update(**lease)
         else:
             # Compare-and-set: the UPDATE re-checks that each row is still free, so one owner wins it.
             ids = list(candidates.values_list("id", flat=True)[:batch_size])
-            PhysicalFile.objects.filter(_claimable(now), pk_in(ids)).update(**lease)
-    return list(PhysicalFile.objects.filter(pk_in(ids), lease_owner=owner))
+            PhysicalFile.objects.filter(_claimable(now), pk__in=ids).update(**lease)
+    return list(PhysicalFile.objects.filter(pk__in=ids, lease_owner=owner))
 
 
 def _release(record: PhysicalFile, owner: str, **extra: Any) -> None:
@@ -208,7 +207,7 @@ def _record_sizes(sizes: dict[Any, int]) -> None:
         PhysicalFile.objects.bulk_update([PhysicalFile(pk=pk, size=size) for pk, size in sizes.items()], ["size"])
         return
     for size, pks in by_size.items():
-        PhysicalFile.objects.filter(pk_in(pks)).update(size=size)
+        PhysicalFile.objects.filter(pk__in=pks).update(size=size)
 
 
 @dataclass

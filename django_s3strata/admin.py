@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.contrib.admin import widgets
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Field, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, ngettext_lazy
 
 from . import operations
 from .admin_orphans import OrphansPage
@@ -27,6 +32,60 @@ from .models import PhysicalFile
 #: Selections larger than this are queued as a Celery task instead of run in the request.
 QUEUE_THRESHOLD = 50
 IMAGE_TYPES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg", ".avif")
+#: The actions the change page offers as buttons, for the one file it shows.
+CHANGE_PAGE_MOVES = ("move_to_hot", "move_to_cold", "make_public", "make_private")
+
+
+@dataclass(frozen=True)
+class ActionReport:
+    """What a bulk action says: the work queued, the files it changed, and the files a move found already there."""
+
+    queued: str
+    done: str
+    unchanged: str | None = None
+
+
+#: Per ``operations.BULK_ACTIONS`` name; the messages are ngettext_lazy, counted by "n".
+REPORTS = {
+    "to_hot": ActionReport(
+        _("moved to HOT"),
+        # The core sets hot_until on a move to HOT only when a duration is given; the admin gives none.
+        ngettext_lazy(
+            "%(n)d file moved to HOT, with no hot duration (it stays HOT until moved).",
+            "%(n)d files moved to HOT, with no hot duration (they stay HOT until moved).",
+            "n",
+        ),
+        ngettext_lazy("%(n)d file was already in HOT.", "%(n)d files were already in HOT.", "n"),
+    ),
+    "to_cold": ActionReport(
+        _("moved to COLD"),
+        ngettext_lazy("%(n)d file moved to COLD.", "%(n)d files moved to COLD.", "n"),
+        ngettext_lazy("%(n)d file was already in COLD.", "%(n)d files were already in COLD.", "n"),
+    ),
+    "archive": ActionReport(
+        _("archived"),
+        ngettext_lazy("%(n)d file archived to COLD.", "%(n)d files archived to COLD.", "n"),
+        ngettext_lazy("%(n)d file was already in COLD.", "%(n)d files were already in COLD.", "n"),
+    ),
+    "make_public": ActionReport(
+        _("made public"),
+        ngettext_lazy("%(n)d file made public.", "%(n)d files made public.", "n"),
+        ngettext_lazy("%(n)d file was already public.", "%(n)d files were already public.", "n"),
+    ),
+    "make_private": ActionReport(
+        _("made private"),
+        ngettext_lazy("%(n)d file made private.", "%(n)d files made private.", "n"),
+        ngettext_lazy("%(n)d file was already private.", "%(n)d files were already private.", "n"),
+    ),
+    "set_hot_duration": ActionReport(
+        _("got a new hot duration"),
+        ngettext_lazy("%(n)d file got a new hot duration.", "%(n)d files got a new hot duration.", "n"),
+    ),
+    "delete": ActionReport(
+        _("deleted with their objects"),
+        ngettext_lazy("%(n)d file deleted with its object.", "%(n)d files deleted with their objects.", "n"),
+    ),
+}
 
 
 class VisibilityFilter(admin.SimpleListFilter):
@@ -89,7 +148,12 @@ class UploadForm(forms.ModelForm):  # type: ignore[type-arg]
     tier = forms.ChoiceField(choices=[(t.value, t.value) for t in StorageTier], initial=StorageTier.HOT.value)
     visibility = forms.ChoiceField(choices=[(v.value, v.value) for v in FileVisibility], initial=FileVisibility.PRIVATE.value)
     hot_duration = HotDurationField(
-        label=_("Hot duration (seconds)"), required=False, help_text=_("Empty: stays HOT until moved.")
+        label=_("Hot duration (seconds)"),
+        required=False,
+        help_text=_(
+            "Seconds until the file is archived to COLD. HOT files only: a COLD file has none. "
+            "Empty: the STORAGE_HOT_DURATION setting if set, else the file stays HOT until moved."
+        ),
     )
 
     class Meta:
@@ -109,6 +173,8 @@ class HotDurationForm(forms.Form):
 
 @admin.register(PhysicalFile)
 class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Files by tier and visibility; moves, hot durations and deletes as actions, and as buttons on the change page."""
+
     list_display = ["id", "filename", "storage_tier", "visibility_label", "size", "hot_until", "created_at", "open_link"]
     list_filter = ["storage_tier", VisibilityFilter, ExpiryFilter]
     search_fields = ["filename", "path"]
@@ -116,6 +182,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_per_page = 100
     readonly_fields = [
         "storage_tier",
+        "visibility_label",
         "path",
         "hot_until",
         "size",
@@ -135,6 +202,9 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "archive_now",
         "delete_with_objects",
     ]
+
+    class Media:
+        css = {"all": ("s3strata/admin.css",)}
 
     # -- columns -------------------------------------------------------------------
 
@@ -200,6 +270,11 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [] if obj is None else self.readonly_fields
 
+    def formfield_for_dbfield(self, db_field: Field[Any, Any], request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "filename":  # a TextField, but a name: one line, not a textarea
+            kwargs["widget"] = widgets.AdminTextInputWidget(attrs={"class": "vTextField s3strata-filename"})
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: PhysicalFile, form: Any, change: bool) -> None:
         if change:
             obj.updated_at = timezone.now()
@@ -209,14 +284,12 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
         upload = form.cleaned_data["upload"]
         name, suffix = unique_suffix(posixpath.basename(upload.name.replace("\\", "/")))
-        record = store_upload(
-            upload,
-            name,
-            suffix,
-            StorageTier(form.cleaned_data["tier"]),
-            FileVisibility(form.cleaned_data["visibility"]),
-            form.cleaned_data["hot_duration"],
-        )
+        tier, duration = StorageTier(form.cleaned_data["tier"]), form.cleaned_data["hot_duration"]
+        record = store_upload(upload, name, suffix, tier, FileVisibility(form.cleaned_data["visibility"]), duration)
+        if tier is StorageTier.COLD and duration is not None:  # the core stores no hot_until for COLD
+            self.message_user(
+                request, _("The hot duration was not used: the file went to COLD, and only HOT files have one."), messages.WARNING
+            )
         obj.pk = record.pk
         obj.__dict__.update({k: v for k, v in record.__dict__.items() if not k.startswith("_")})
 
@@ -225,7 +298,9 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     # -- actions -----------------------------------------------------------------------
 
-    def _run(self, request: HttpRequest, queryset: QuerySet[PhysicalFile], action: str, done: str, **kwargs: Any) -> None:
+    def _run(self, request: HttpRequest, queryset: QuerySet[PhysicalFile], action: str, **kwargs: Any) -> None:
+        """Run ``action`` (``operations.BULK_ACTIONS``) on the files, or queue it; say what changed, was so already, failed."""
+        report = REPORTS[action]
         ids = list(queryset.values_list("pk", flat=True))
         if len(ids) > QUEUE_THRESHOLD:
             from .tasks import apply_file_action, enqueue_on_commit
@@ -238,16 +313,15 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "%(n)d files are queued: %(what)s runs in the background.",
                     len(ids),
                 )
-                % {"n": len(ids), "what": done},
+                % {"n": len(ids), "what": report.queued},
                 messages.INFO,
             )
             return
         result = operations.apply_to_files(ids, action, **kwargs)
         if result.succeeded:
-            n = len(result.succeeded)
-            self.message_user(
-                request, ngettext("%(n)d file %(what)s.", "%(n)d files %(what)s.", n) % {"n": n, "what": done}, messages.SUCCESS
-            )
+            self.message_user(request, report.done % {"n": len(result.succeeded)}, messages.SUCCESS)
+        if result.unchanged and report.unchanged is not None:
+            self.message_user(request, report.unchanged % {"n": len(result.unchanged)}, messages.WARNING)
         for failure in result.failed:
             self.message_user(
                 request,
@@ -258,35 +332,46 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Move to HOT"), permissions=["change_tier"])
     def move_to_hot(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
-        self._run(request, queryset, "to_hot", str(_("moved to HOT")))
+        self._run(request, queryset, "to_hot")
 
     @admin.action(description=_("Move to COLD"), permissions=["change_tier"])
     def move_to_cold(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
-        self._run(request, queryset, "to_cold", str(_("moved to COLD")))
+        self._run(request, queryset, "to_cold")
 
     @admin.action(description=_("Archive now (to COLD)"), permissions=["change_tier"])
     def archive_now(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
-        self._run(request, queryset.hot(), "archive", str(_("archived")))  # type: ignore[attr-defined]
+        self._run(request, queryset, "archive")
 
     @admin.action(description=_("Make public"), permissions=["change_visibility"])
     def make_public(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
-        self._run(request, queryset, "make_public", str(_("made public")))
+        self._run(request, queryset, "make_public")
 
     @admin.action(description=_("Make private"), permissions=["change_visibility"])
     def make_private(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> None:
-        self._run(request, queryset, "make_private", str(_("made private")))
+        self._run(request, queryset, "make_private")
 
     @admin.action(description=_("Set hot duration…"), permissions=["change_tier"])
     def set_hot_duration(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> HttpResponse | None:
         hot = queryset.hot()  # type: ignore[attr-defined]
+        hot_count = hot.count()
+        left_out = queryset.count() - hot_count
+        if not hot_count:
+            self.message_user(
+                request, _("None of the selected files is HOT: only HOT files have a hot duration."), messages.WARNING
+            )
+            return None
         form = HotDurationForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
-            skipped = queryset.count() - hot.count()
-            self._run(request, hot, "set_hot_duration", str(_("got a new hot duration")), duration=form.cleaned_data["duration"])
-            if skipped:
+            self._run(request, hot, "set_hot_duration", duration=form.cleaned_data["duration"])
+            if left_out:
                 self.message_user(
                     request,
-                    ngettext("%(n)d COLD file skipped.", "%(n)d COLD files skipped.", skipped) % {"n": skipped},
+                    ngettext(
+                        "%(n)d file was skipped: it is in COLD, and only HOT files have a hot duration.",
+                        "%(n)d files were skipped: they are in COLD, and only HOT files have a hot duration.",
+                        left_out,
+                    )
+                    % {"n": left_out},
                     messages.WARNING,
                 )
             return None
@@ -298,6 +383,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "title": _("Set hot duration"),
                 "form": form,
                 "files": hot,
+                "left_out": left_out,
                 "opts": self.model._meta,
                 "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
                 "action": "set_hot_duration",
@@ -307,7 +393,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description=_("Delete files and their objects…"), permissions=["delete"])
     def delete_with_objects(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> HttpResponse | None:
         if "apply" in request.POST:
-            self._run(request, queryset, "delete", str(_("deleted with their objects")))
+            self._run(request, queryset, "delete")
             return None
         return TemplateResponse(
             request,
@@ -322,11 +408,53 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             },
         )
 
-    # -- the orphans page ------------------------------------------------------------------
+    # -- more pages: the orphans page, the change page's moves ---------------------------------
 
     def get_urls(self) -> list[Any]:
-        extra = [path("orphans/", self.admin_site.admin_view(self.orphans_view), name="s3strata_physicalfile_orphans")]
+        extra = [
+            path("orphans/", self.admin_site.admin_view(self.orphans_view), name="s3strata_physicalfile_orphans"),
+            path("<path:object_id>/move/", self.admin_site.admin_view(self.move_view), name="s3strata_physicalfile_move"),
+        ]
         return extra + super().get_urls()
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        if change and obj is not None:
+            context["s3strata_moves"] = self._moves(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _moves(self, request: HttpRequest, obj: PhysicalFile) -> list[tuple[str, str]]:
+        """Return (action, label) for the moves of ``obj`` that this user may run: to the other tier and visibility."""
+        wanted = ["move_to_cold" if obj.storage_tier == StorageTier.HOT.value else "move_to_hot"]
+        with contextlib.suppress(ValueError):  # a path under neither of its tier's prefixes: no visibility to change
+            wanted.append("make_private" if obj.visibility is FileVisibility.PUBLIC else "make_public")
+        actions = self.get_actions(request)  # only those this user has the permission for
+        return [(name, actions[name][2]) for name in wanted if name in actions]
+
+    def move_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Run one of the move actions on one file from its change page: the list's action, permission and code."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        name = request.POST.get("action", "")
+        actions = self.get_actions(request)
+        if name not in CHANGE_PAGE_MOVES or name not in actions:
+            raise PermissionDenied
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        run = actions[name][0]
+        run(self, request, self.get_queryset(request).filter(pk=obj.pk))
+        change = reverse("admin:s3strata_physicalfile_change", args=(quote(obj.pk),), current_app=self.admin_site.name)
+        return HttpResponseRedirect(change)
+
+    # -- the orphans page ------------------------------------------------------------------
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         context = {**(extra_context or {}), "can_manage_orphans": self.has_manage_orphans_permission(request)}

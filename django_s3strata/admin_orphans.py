@@ -48,6 +48,17 @@ def _inside_prefixes(tier: ResolvedTier, key: str) -> bool:
     return True
 
 
+def human_duration(seconds: int) -> str:
+    """Return ``seconds`` in the largest whole unit that reads well: "60 seconds", "90 minutes", "24 hours", "7 days"."""
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return ngettext("%(n)d day", "%(n)d days", seconds // 86400) % {"n": seconds // 86400}
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return ngettext("%(n)d hour", "%(n)d hours", seconds // 3600) % {"n": seconds // 3600}
+    if seconds >= 2 * 60 and seconds % 60 == 0:
+        return ngettext("%(n)d minute", "%(n)d minutes", seconds // 60) % {"n": seconds // 60}
+    return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}
+
+
 def _refusal(key: str, tier: StorageTier) -> str:
     """Return the message for a key outside the tier's prefixes (forged, or from a stale page)."""
     resolved = get_settings().layout.tier(tier)
@@ -93,6 +104,7 @@ class OrphansPage:
             page = 1
         found = self._first_orphans(StorageTier(tier), prefix, page * ORPHANS_PER_PAGE + 1)
         start = (page - 1) * ORPHANS_PER_PAGE
+        layout = get_settings().layout.tier(StorageTier(tier))
         context = self._context(
             request,
             _("Orphan objects"),
@@ -102,8 +114,10 @@ class OrphansPage:
             prefix=prefix or "",
             page=page,
             has_next=len(found) > start + ORPHANS_PER_PAGE,
-            grace_hours=round(get_file_manager().config.advanced.orphan_grace_period / 3600, 1),
-            bucket=get_settings().layout.tier(StorageTier(tier)).bucket,
+            grace=human_duration(get_file_manager().config.advanced.orphan_grace_period),
+            bucket=layout.bucket,
+            prefix_placeholder=_("%(public)s/… or %(private)s/…")
+            % {"public": layout.public_prefix, "private": layout.private_prefix},
         )
         return TemplateResponse(request, "admin/django_s3strata/orphans.html", context)
 
@@ -158,7 +172,8 @@ class OrphansPage:
         if action not in PAGE_ACTIONS or not keys:
             self._say(request, _("Select orphans and an action."), messages.WARNING)
             return None
-        context = self._context(request, _("Confirm"), keys=keys, tier=tier.value, orphan_action=action)
+        title = _("Delete orphan objects") if action == "delete" else _("Adopt orphan objects")
+        context = self._context(request, title, keys=keys, tier=tier.value, orphan_action=action)
         return TemplateResponse(request, "admin/django_s3strata/orphans_confirm.html", context)
 
     def _run(self, request: HttpRequest, action: str, tier: StorageTier, keys: list[str]) -> bool:

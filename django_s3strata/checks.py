@@ -8,13 +8,13 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .core.config import MAX_PRESIGN_EXPIRY, ResolvedTier, resolve_tier, tier_clash
-from .core.exceptions import ConfigurationError, S3StrataError
+from .core.exceptions import AccessDeniedError, BucketNotFoundError, ConfigurationError, S3StrataError
 from .core.types import StorageTier
 
 if TYPE_CHECKING:
     from .conf import S3StrataSettings
 
-__all__ = ["UPLOAD_MARGIN", "check_buckets_exist", "check_direct_upload_urls", "check_settings"]
+__all__ = ["UPLOAD_MARGIN", "check_buckets_exist", "check_direct_upload_urls", "check_public_read", "check_settings"]
 
 #: How long after its grant expires a direct upload may still be finalised (seconds): the finalize
 #: ticket lives DIRECT_UPLOAD_EXPIRES plus this hour. The orphan grace period must cover both, or
@@ -108,14 +108,10 @@ def _grace_messages(parsed: S3StrataSettings) -> list[CheckMessage]:
 
 def _tier_message(tier: StorageTier, exc: ConfigurationError, raw: Any) -> CheckMessage:
     if exc.missing:
+        from .conf import missing_keys
+
         block = isinstance(raw, dict) and isinstance(raw.get(tier.value), dict)
-        shared = {
-            "endpoint": "ENDPOINT",
-            "access_key": "ACCESS_KEY",
-            "secret_key": "SECRET_KEY",
-            "bucket": f"{tier.value}_BUCKET",
-        }
-        keys = [f"S3STRATA[{tier.value!r}][{f.upper()!r}]" if block else f"S3STRATA[{shared[f]!r}]" for f in exc.missing]
+        keys = missing_keys(tier, exc.missing, block)
         return Error(
             f"The {tier.value} tier has no {', '.join(f.replace('_', ' ') for f in exc.missing)}: set {', '.join(keys)}.",
             hint=f"Set ENDPOINT, ACCESS_KEY, SECRET_KEY and {tier.value}_BUCKET in settings.S3STRATA, "
@@ -160,16 +156,77 @@ def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     messages: list[CheckMessage] = []
     for tier in StorageTier:
         resolved = store.tier(tier)
+        where = f"The {tier.value} bucket {resolved.bucket!r} at {resolved.endpoint_url}"
         try:
             store.require_bucket(tier)
-        except S3StrataError as exc:
+        except AccessDeniedError as exc:
+            # The bucket may well exist: S3 answers a HEAD of a bucket the keys may not read with 403.
             messages.append(
                 Error(
-                    f"The {tier.value} bucket is not usable: {exc}",
-                    hint=f"Create the bucket {resolved.bucket!r} at {resolved.endpoint_url} or fix the {tier.value} settings.",
+                    f"{where} refused the credentials (HeadBucket answered {exc.code or 403}).",
+                    hint=f"Check the {tier.value} tier's ACCESS_KEY and SECRET_KEY, and that their policy allows "
+                    f"s3:ListBucket on {resolved.bucket!r}, which HeadBucket needs.",
                     id="s3strata.E010",
                 )
             )
+        except BucketNotFoundError:
+            messages.append(
+                Error(
+                    f"{where} does not exist.",
+                    hint=f"Create the bucket {resolved.bucket!r} at {resolved.endpoint_url}, or name one that exists "
+                    f"in S3STRATA['{tier.value}_BUCKET'] (or S3STRATA['{tier.value}']['BUCKET']).",
+                    id="s3strata.E010",
+                )
+            )
+        except S3StrataError as exc:
+            messages.append(
+                Error(
+                    f"{where} did not answer: {exc}",
+                    hint=f"Check the {tier.value} tier's ENDPOINT, PORT and USE_SSL, and that the server is reachable from here.",
+                    id="s3strata.E010",
+                )
+            )
+    return messages
+
+
+@register(Tags.compatibility, deploy=True)
+def check_public_read(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With ``check --deploy``: warn when anyone cannot read a tier's public prefix, so PUBLIC URLs answer 403.
+
+    Reads each bucket's policy (GetBucketPolicy) and looks for an Allow of s3:GetObject to
+    Principal "*" on the public prefix; it writes nothing. An anonymous GET of a probe would need
+    an object to exist there (S3 answers 403, not 404, for a missing key to anyone who may not
+    list the bucket), so it could only be tested by writing one. A tier served through
+    PUBLIC_BASE_URL (a CDN) is skipped, and so is a bucket whose policy cannot be read.
+    """
+    from .services import get_file_manager
+
+    try:
+        store = get_file_manager().objectstore
+    except S3StrataError:
+        return []  # reported by check_settings
+    messages: list[CheckMessage] = []
+    for tier in StorageTier:
+        resolved = store.tier(tier)
+        if resolved.public_base_url:
+            continue  # a CDN in front may read the bucket with its own identity
+        try:
+            policy = store.bucket_policy(tier)
+        except S3StrataError:
+            continue  # a bucket that does not answer is E010; keys without s3:GetBucketPolicy cannot tell
+        if store.grants_public_read(tier, policy):
+            continue
+        messages.append(
+            Warning(
+                f"The {tier.value} bucket {resolved.bucket!r} does not let anyone read {resolved.public_prefix}/* "
+                f"({'it has no bucket policy' if policy is None else 'its bucket policy does not allow it'}): "
+                "the direct URLs of PUBLIC files answer 403.",
+                hint=f"Run python manage.py s3strata_public_policy --tier {tier.value} (it replaces the bucket policy "
+                "with one allowing s3:GetObject on the public prefix only; --dry-run shows it). If you keep no PUBLIC "
+                'files, add "s3strata.W004" to SILENCED_SYSTEM_CHECKS.',
+                id="s3strata.W004",
+            )
+        )
     return messages
 
 
@@ -190,13 +247,15 @@ def check_direct_upload_urls(app_configs: Any = None, **kwargs: Any) -> list[Che
     if not fields:
         return []
     messages: list[CheckMessage] = []
+    one = len(fields) == 1
+    named = f"The field{'' if one else 's'} {', '.join(fields)} {'has' if one else 'have'} direct_upload=True"
     try:
         reverse("s3strata:direct-upload")
     except NoReverseMatch:
         messages.append(
             Warning(
-                f"{', '.join(fields)} ask for direct uploads, but the URLconf does not include django_s3strata.urls: "
-                "their widgets fall back to uploads through Django.",
+                f"{named}, but the URLconf does not include django_s3strata.urls: "
+                f"{'its form sends' if one else 'their forms send'} files through Django instead of straight to S3.",
                 hint='Add path("s3strata/", include("django_s3strata.urls")) to your urlpatterns.',
                 id="s3strata.W002",
             )
@@ -204,8 +263,9 @@ def check_direct_upload_urls(app_configs: Any = None, **kwargs: Any) -> list[Che
     if "django_s3strata.middleware.DirectUploadMiddleware" not in (getattr(settings, "MIDDLEWARE", None) or []):
         messages.append(
             Warning(
-                f"{', '.join(fields)} ask for direct uploads, but DirectUploadMiddleware is not installed: "
-                "their forms check a ref's policy, not that the submitting user uploaded it.",
+                f"{named}, but DirectUploadMiddleware is not installed: "
+                f"{'its form checks' if one else 'their forms check'} a direct upload's signed reference, "
+                "not that the user who submits the form uploaded the file.",
                 hint='Add "django_s3strata.middleware.DirectUploadMiddleware" to MIDDLEWARE, after AuthenticationMiddleware.',
                 id="s3strata.W003",
             )

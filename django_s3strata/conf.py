@@ -12,8 +12,9 @@ from django.conf import settings
 from .core.config import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig, parse_seconds
 from .core.exceptions import ConfigurationError, InvalidOptionError
 from .core.layout import Layout
+from .core.types import StorageTier
 
-__all__ = ["DJANGO_OPTIONS", "S3StrataSettings", "get_settings", "reset"]
+__all__ = ["DJANGO_OPTIONS", "DjangoS3StrataConfig", "S3StrataSettings", "get_settings", "missing_keys", "reset"]
 
 #: Options that only the Django app reads, with their defaults.
 DJANGO_OPTIONS: dict[str, Any] = {
@@ -109,6 +110,26 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def missing_keys(tier: StorageTier, missing: tuple[str, ...], per_tier: bool) -> list[str]:
+    """Return the ``S3STRATA`` keys that set ``tier``'s missing fields (S3TierConfig's names)."""
+    if per_tier:
+        return [f"S3STRATA[{tier.value!r}][{f.upper()!r}]" for f in missing]
+    shared = {"bucket": f"{tier.value}_BUCKET"}
+    return [f"S3STRATA[{shared.get(f, f.upper())!r}]" for f in missing]
+
+
+class DjangoS3StrataConfig(S3StrataConfig):
+    """The S3StrataConfig read from ``settings.S3STRATA``: its errors name the setting's keys, not the core's fields."""
+
+    def missing_message(self, tier: StorageTier, missing: tuple[str, ...]) -> str:
+        per_tier = (self.hot if tier is StorageTier.HOT else self.cold) is not None
+        keys = missing_keys(tier, missing, per_tier)
+        return (
+            f"The {tier.value} tier has no {', '.join(f.replace('_', ' ') for f in missing)}: set {', '.join(keys)} "
+            "in settings.py (python manage.py check lists every missing key)."
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class S3StrataSettings:
     """The parsed ``S3STRATA`` setting: the core config plus the Django-only options."""
@@ -156,7 +177,7 @@ def parse(raw: Any) -> S3StrataSettings:
         parse_seconds(options["STORAGE_HOT_DURATION"], "settings.S3STRATA['STORAGE_HOT_DURATION']")
     except InvalidOptionError as exc:
         raise ConfigurationError(str(exc)) from None
-    return S3StrataSettings(S3StrataConfig(**kwargs), options)
+    return S3StrataSettings(DjangoS3StrataConfig(**kwargs), options)
 
 
 _cached: S3StrataSettings | None = None

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import models, transaction
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute, ForwardManyToOneDescriptor
 from django.db.models.signals import post_delete
 from django.utils import timezone
 from django.utils.text import capfirst
@@ -21,15 +23,56 @@ __all__ = ["PhysicalFileField"]
 
 UploadTo = str | Callable[[Any, str], str]
 
+#: Where an instance keeps the files assigned to its fields until its save stores them: {field name: File}.
+PENDING = "_s3strata_pending"
+
+
+def _drop_pending(instance: models.Model, name: str) -> None:
+    pending = instance.__dict__.get(PENDING)
+    if pending:
+        pending.pop(name, None)
+
+
+class PhysicalFileDescriptor(ForwardManyToOneDescriptor):  # type: ignore[misc]
+    """``obj.attachment``: the PhysicalFile; a Django File assigned to it is held until the row is saved."""
+
+    def __get__(self, instance: models.Model | None, cls: Any = None) -> Any:
+        if instance is not None:
+            pending = instance.__dict__.get(PENDING)
+            if pending and self.field.name in pending:
+                return pending[self.field.name]  # as FileField does: the assigned file until the save
+        return super().__get__(instance, cls)
+
+    def __set__(self, instance: models.Model, value: Any) -> None:
+        if isinstance(value, File):
+            self.field.hold(instance, value)
+            return
+        _drop_pending(instance, self.field.name)
+        super().__set__(instance, value)
+
+
+class PhysicalFileIdAttribute(ForeignKeyDeferredAttribute):  # type: ignore[misc]
+    """``obj.attachment_id``: setting an id drops a file held for the next save (the id wins)."""
+
+    def __set__(self, instance: models.Model, value: Any) -> None:
+        if value is not None:  # full_clean() sets the empty id again while a file is held
+            _drop_pending(instance, self.field.name)
+        super().__set__(instance, value)
+
 
 class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
-    """A foreign key to PhysicalFile that accepts uploads in ModelForms and the admin.
+    """A foreign key to PhysicalFile that accepts uploads in ModelForms and the admin, and Django Files in code.
 
     ``obj.attachment`` is the PhysicalFile (``.url``, ``.open()``, ``.set_tier()``...); after
-    ``select_related("attachment")`` its URL costs no query. The upload happens when the owning
-    row is saved, as with Django's FileField. When the owning row is deleted the file stays,
-    unless ``delete_with_owner=True``: then its row and object are deleted after the commit.
+    ``select_related("attachment")`` its URL costs no query. A Django ``File`` (an upload, a
+    ``ContentFile``, ``File(open(...))``) assigned to it, or passed to the model's constructor, is
+    stored when the owning row is saved, as with Django's FileField; then the attribute is its
+    PhysicalFile. When the owning row is deleted the file stays, unless ``delete_with_owner=True``:
+    then its row and object are deleted after the commit.
     """
+
+    descriptor_class = PhysicalFileIdAttribute
+    forward_related_accessor_class = PhysicalFileDescriptor
 
     def __init__(
         self,
@@ -93,7 +136,13 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
     # -- forms -----------------------------------------------------------------------
 
     def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
-        """Return a file upload field (not the foreign key's select box); with ``direct_upload``, one that sends to S3."""
+        """Return a file upload field (not the foreign key's select box); with ``direct_upload``, one that sends to S3.
+
+        The admin wraps a foreign key's widget in RelatedFieldWidgetWrapper; here it shows no links.
+        Its "+" opens a popup whose new file RelatedObjectLookups.js cannot put into a file input (the
+        popup stays open, the owner is saved with no file and the popup's row is left with no owner),
+        and its change, delete and view links follow a <select>'s value.
+        """
         widget = kwargs.get("widget")
         options: dict[str, Any] = {
             "required": kwargs.get("required", not self.blank),
@@ -102,12 +151,21 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         }
         if isinstance(widget, forms.FileInput) or (isinstance(widget, type) and issubclass(widget, forms.FileInput)):
             options["widget"] = widget
+        base: type[forms.FileField] = forms.FileField
         if self.direct_upload:
             from .forms import DirectUploadField, DirectUploadWidget
 
             options.setdefault("widget", DirectUploadWidget(self.upload_policy()))
-            return DirectUploadField(**options)
-        return forms.FileField(**options)
+            base = DirectUploadField
+
+        class UploadField(base):  # type: ignore[valid-type,misc]
+            def __setattr__(self, name: str, value: Any) -> None:
+                if name == "widget" and hasattr(value, "can_add_related"):  # the admin's RelatedFieldWidgetWrapper
+                    value.can_add_related = value.can_change_related = False
+                    value.can_delete_related = value.can_view_related = False
+                super().__setattr__(name, value)
+
+        return UploadField(**options)
 
     def upload_policy(self) -> Any:
         """Return the UploadPolicy of this field's direct uploads (a callable ``upload_to`` does not apply)."""
@@ -131,13 +189,13 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         elif isinstance(data, UploadedFile) or (
             hasattr(data, "read") and hasattr(data, "name") and not isinstance(data, models.Model)
         ):
-            instance.__dict__.setdefault("_s3strata_pending", {})[self.name] = data
+            self.hold(instance, data)
         elif isinstance(data, models.Model):
             setattr(instance, self.name, data)
 
     def validate(self, value: Any, model_instance: models.Model | None) -> None:
         """Accept an empty value while an upload waits for the owning row's save."""
-        if value is None and model_instance is not None and self.name in model_instance.__dict__.get("_s3strata_pending", {}):
+        if value is None and model_instance is not None and self.name in model_instance.__dict__.get(PENDING, {}):
             return
         super().validate(value, model_instance)
 
@@ -151,8 +209,16 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
             name = posixpath.join(timezone.now().strftime(self.upload_to), filename) if self.upload_to else filename
         return unique_suffix(str(name))
 
+    def hold(self, instance: models.Model, upload: Any) -> None:
+        """Keep ``upload`` (a Django File) until ``instance`` is saved; until then the link is empty."""
+        instance.__dict__.setdefault(PENDING, {})[self.name] = upload
+        instance.__dict__[self.attname] = None
+        if self.is_cached(instance):
+            self.delete_cached_value(instance)
+
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
-        pending = model_instance.__dict__.get("_s3strata_pending", {}).pop(self.name, None)
+        """Store a file held for this field (with the field's tier, visibility and hot_duration), then save its id."""
+        pending = model_instance.__dict__.get(PENDING, {}).pop(self.name, None)
         if pending is not None:
             model_instance.__dict__[self.attname] = None
             setattr(model_instance, self.name, self.store(model_instance, pending))

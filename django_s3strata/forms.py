@@ -59,6 +59,12 @@ class DirectUploadWidget(forms.ClearableFileInput):
         urls = _urls()
         if urls is None:
             logger.warning("s3strata: include django_s3strata.urls in the URLconf for direct uploads; using plain uploads")
+        elif isinstance(value, DirectUploadRef):
+            # The hidden ref is the value: an empty, required file input would make the browser refuse
+            # the form. The script makes the input required again if the ref is replaced (direct-upload.js).
+            attrs = context["widget"]["attrs"]
+            if attrs.pop("required", False):
+                attrs["data-s3strata-required"] = "1"
         context["direct"] = (
             {
                 "start": urls[0],

@@ -365,7 +365,10 @@ class BulkResult(RunSummary):
     """What a bulk action on selected files did."""
 
     action: str
+    #: Files the action changed.
     succeeded: list[int] = field(default_factory=list)
+    #: Files a move left as they were: already in the tier or visibility asked for.
+    unchanged: list[int] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -379,10 +382,16 @@ BULK_ACTIONS: dict[str, Callable[[PhysicalFile, dict[str, Any]], Any]] = {
     "set_hot_duration": lambda f, kw: f.set_hot_duration(kw.get("duration")),
     "delete": lambda f, kw: f.delete(),
 }
+#: The actions that move a file; one whose tier and path they leave alone was already where they move it.
+MOVES = ("to_hot", "to_cold", "archive", "make_public", "make_private")
 
 
 def apply_to_files(ids: list[int], action: str, concurrency: int | None = None, **kwargs: Any) -> BulkResult:
-    """Apply a bulk action to the files with ``ids`` (in parallel); one failure does not stop the rest."""
+    """Apply a bulk action to the files with ``ids`` (in parallel); one failure does not stop the rest.
+
+    A move that leaves a file where it was (already in that tier or visibility) counts it as
+    ``unchanged``, not ``succeeded``.
+    """
     if action not in BULK_ACTIONS:
         raise ValueError(f"Unknown action {action!r}: use one of {', '.join(BULK_ACTIONS)}.")
     run = BULK_ACTIONS[action]
@@ -394,19 +403,22 @@ def apply_to_files(ids: list[int], action: str, concurrency: int | None = None, 
         return result
     workers = min(len(records), concurrency or get_settings().options["ARCHIVE_CONCURRENCY"])
 
-    def one(record: PhysicalFile) -> tuple[PhysicalFile, str | None]:
+    def one(record: PhysicalFile) -> tuple[PhysicalFile, bool, str | None]:
+        before = (record.storage_tier, record.path)
         try:
-            run(record, kwargs)
-            return record, None
+            run(record, kwargs)  # the model's methods refresh ``record`` with what was committed
+            return record, action not in MOVES or (record.storage_tier, record.path) != before, None
         except Exception as exc:
             logger.warning("s3strata: %s failed for file %s: %s", action, record.pk, exc)
-            return record, str(exc)
+            return record, False, str(exc)
 
     with ThreadPoolExecutor(workers, thread_name_prefix="s3strata-bulk") as pool:
-        for record, error in pool.map(one, records):
-            if error is None:
+        for record, changed, error in pool.map(one, records):
+            if error is not None:
+                result.failed.append({"id": record.pk, "filename": record.filename, "error": error})
+            elif changed:
                 result.succeeded.append(record.pk)
             else:
-                result.failed.append({"id": record.pk, "filename": record.filename, "error": error})
+                result.unchanged.append(record.pk)
         close_thread_connections(pool, workers)
     return result

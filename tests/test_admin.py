@@ -78,7 +78,7 @@ def test_delete_with_objects_confirms_then_deletes(s3strata_settings: Env, admin
     page = action(admin_client, "delete_with_objects", [f])
     assert b"doomed.txt" in page.content and env.keys("HOT") == [f.path]
     done = action(admin_client, "delete_with_objects", [f], apply="1")
-    assert "1 file deleted with their objects." in texts(done)
+    assert "1 file deleted with its object." in texts(done)
     assert env.keys("HOT") == [] and not PhysicalFile.objects.exists()
     assert "delete_selected" not in admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices.__str__()
 
@@ -312,3 +312,152 @@ def test_set_hot_duration_shows_a_form_error(s3strata_settings: Env, admin_clien
     assert page.status_code == 200 and page.context["form"].errors["duration"]
     assert b"errorlist" in page.content and not texts(page)  # no "failed: <Python message>"
     assert PhysicalFile.objects.get().hot_until == f.hot_until
+
+
+# -- the first hour: what the admin says, and what it offers -----------------------------------
+
+
+def reported(response: Any) -> list[tuple[str, str]]:
+    return [(m.level_tag, str(m)) for m in response.context["messages"]]
+
+
+def test_physical_file_field_offers_no_related_popup(s3strata_settings: Env, admin_client: Client) -> None:
+    """The "+" next to a file input opened a popup whose file could not be put into the input: the
+    owner was saved with no file and the popup's row was left with no owner. No related links now."""
+    from tests.testapp.models import Document
+
+    for url in ("/admin/testapp/document/add/", "/admin/testapp/clip/add/", "/admin/testapp/contract/add/"):
+        html = admin_client.get(url).content.decode()
+        assert 'type="file"' in html and "related-widget-wrapper-link" not in html, url
+        assert "add_id_" not in html and "Add another physical file" not in html, url
+    upload = SimpleUploadedFile("minutes.txt", b"minutes", "text/plain")
+    response = admin_client.post("/admin/testapp/document/add/", {"title": "Minutes", "attachment": upload})
+    assert response.status_code == 302
+    document = Document.objects.get()
+    assert document.attachment is not None and PhysicalFile.objects.get().pk == document.attachment.pk
+    change = admin_client.get(f"/admin/testapp/document/{document.pk}/change/").content.decode()
+    assert "minutes.txt" in change and "related-widget-wrapper-link" not in change
+
+
+def test_move_actions_say_what_was_already_there(s3strata_settings: Env, admin_client: Client) -> None:
+    sync = get_file_manager().sync
+    cold = sync.upload(b"c", UploadOptions(filename="cold.txt", tier="COLD"))
+    hot = sync.upload(b"h", UploadOptions(filename="hot.txt", hot_duration=3600))
+    moved = reported(action(admin_client, "move_to_cold", [cold, hot]))
+    assert moved == [("success", "1 file moved to COLD."), ("warning", "1 file was already in COLD.")]
+    assert reported(action(admin_client, "move_to_cold", [cold, hot])) == [("warning", "2 files were already in COLD.")]
+    assert reported(action(admin_client, "archive_now", [cold])) == [("warning", "1 file was already in COLD.")]
+    back = reported(action(admin_client, "move_to_hot", [cold]))
+    assert back == [("success", "1 file moved to HOT, with no hot duration (it stays HOT until moved).")]
+    assert PhysicalFile.objects.get(pk=cold.pk).hot_until is None
+    assert reported(action(admin_client, "move_to_hot", [cold])) == [("warning", "1 file was already in HOT.")]
+    assert reported(action(admin_client, "make_private", [cold])) == [("warning", "1 file was already private.")]
+    assert reported(action(admin_client, "make_public", [cold])) == [("success", "1 file made public.")]
+
+
+def test_set_hot_duration_is_not_offered_for_cold_files(s3strata_settings: Env, admin_client: Client) -> None:
+    sync = get_file_manager().sync
+    cold = [sync.upload(b"c", UploadOptions(filename=f"cold{i}.txt", tier="COLD")) for i in range(2)]
+    response = action(admin_client, "set_hot_duration", cold)
+    assert b'name="duration"' not in response.content
+    assert reported(response) == [("warning", "None of the selected files is HOT: only HOT files have a hot duration.")]
+    hot = sync.upload(b"h", UploadOptions(filename="hot.txt"))
+    page = action(admin_client, "set_hot_duration", [*cold, hot]).content.decode()
+    assert "Set when this HOT file leaves the HOT tier" in page and "hot.txt" in page and "cold0.txt" not in page
+    assert "2 selected COLD files are left out: only HOT files have a hot duration." in page
+    done = reported(action(admin_client, "set_hot_duration", [*cold, hot], apply="1", duration="60"))
+    assert done == [
+        ("success", "1 file got a new hot duration."),
+        ("warning", "2 files were skipped: they are in COLD, and only HOT files have a hot duration."),
+    ]
+
+
+def test_delete_action_says_file_and_object(s3strata_settings: Env, admin_client: Client) -> None:
+    sync = get_file_manager().sync
+    one = sync.upload(b"1", UploadOptions(filename="one.txt"))
+    assert reported(action(admin_client, "delete_with_objects", [one], apply="1")) == [
+        ("success", "1 file deleted with its object.")
+    ]
+    two = [sync.upload(b"2", UploadOptions(filename=f"{i}.txt")) for i in range(2)]
+    assert ("success", "2 files deleted with their objects.") in reported(
+        action(admin_client, "delete_with_objects", two, apply="1")
+    )
+
+
+def test_add_form_says_a_cold_file_has_no_hot_duration(s3strata_settings: Env, admin_client: Client) -> None:
+    page = admin_client.get(CHANGELIST + "add/").content.decode()
+    assert "HOT files only: a COLD file has none." in page
+    upload = SimpleUploadedFile("cold.bin", b"cold", "application/octet-stream")
+    data = {"upload": upload, "tier": "COLD", "visibility": "PRIVATE", "hot_duration": "3600"}
+    response = admin_client.post(CHANGELIST + "add/", data, follow=True)
+    record = PhysicalFile.objects.get()
+    assert (record.storage_tier, record.hot_until) == ("COLD", None)
+    assert (
+        "warning",
+        "The hot duration was not used: the file went to COLD, and only HOT files have one.",
+    ) in reported(response)
+
+
+def test_change_page_moves_the_file_like_the_actions(s3strata_settings: Env, admin_client: Client) -> None:
+    env = s3strata_settings
+    f = get_file_manager().sync.upload(b"x", UploadOptions(filename="report.pdf", hot_duration=60))
+    url = f"{CHANGELIST}{f.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert '<input type="text" name="filename" value="report.pdf"' in page and "<textarea" not in page
+    assert "PRIVATE" in page  # the visibility, shown
+    assert 'value="move_to_cold"' in page and 'value="make_public"' in page
+    assert 'value="move_to_hot"' not in page and 'value="make_private"' not in page
+    move = f"{CHANGELIST}{f.pk}/move/"
+    assert admin_client.get(move).status_code == 405
+    response = admin_client.post(move, {"action": "move_to_cold"}, follow=True)
+    assert response.redirect_chain[-1][0] == url
+    assert reported(response) == [("success", "1 file moved to COLD.")]
+    record = PhysicalFile.objects.get()
+    assert record.storage_tier == "COLD" and env.keys("COLD") == [record.path] and env.keys("HOT") == []
+    after = admin_client.get(url).content.decode()
+    assert 'value="move_to_hot"' in after and 'value="move_to_cold"' not in after
+    assert admin_client.post(move, {"action": "delete_with_objects"}).status_code == 403  # moves only
+
+
+def test_change_page_moves_need_the_actions_permissions(s3strata_settings: Env, client: Client) -> None:
+    user = User.objects.create_user("clerk", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_physicalfile", "change_physicalfile"]))
+    client.force_login(user)
+    f = get_file_manager().sync.upload(b"x")
+    page = client.get(f"{CHANGELIST}{f.pk}/change/").content.decode()
+    assert 'value="move_to_cold"' not in page and 'value="make_public"' not in page
+    for name in ("move_to_cold", "make_public"):
+        assert client.post(f"{CHANGELIST}{f.pk}/move/", {"action": name}).status_code == 403
+    assert PhysicalFile.objects.get().path == f.path
+    user.user_permissions.add(Permission.objects.get(codename="change_visibility_physicalfile"))
+    client.force_login(User.objects.get(pk=user.pk))
+    page = client.get(f"{CHANGELIST}{f.pk}/change/").content.decode()
+    assert 'value="make_public"' in page and 'value="move_to_cold"' not in page
+
+
+@shared_only  # the prefixes are set as one endpoint's settings
+def test_orphans_page_speaks_the_configured_layout(s3strata_settings: Env, admin_client: Client, settings: Any) -> None:
+    env = s3strata_settings
+    layout = {"PUBLIC_HOT_PREFIX": "site/pub", "PRIVATE_HOT_PREFIX": "site/priv"}
+    settings.S3STRATA = {**settings.S3STRATA, **layout, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 60}}
+    page = admin_client.get(ORPHANS).content.decode()
+    assert "older than 60 seconds" in page and "0.0 hours" not in page
+    assert 'placeholder="site/pub/… or site/priv/…"' in page and "public/2026/" not in page
+    assert 'class="button"' in page and 'value="adopt"' in page
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 86400}}
+    assert "older than 24 hours" in admin_client.get(ORPHANS).content.decode()
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ORPHAN_GRACE_PERIOD": 0}}
+    env.put("HOT", "site/priv/stray.bin", b"s")
+    confirm = admin_client.post(ORPHANS, {"tier": "HOT", "orphan_action": "delete", "key": ["site/priv/stray.bin"]})
+    crumbs = confirm.content.decode().split('<div class="breadcrumbs">')[1].split("</div>")[0]
+    for link in ('href="/admin/"', 'href="/admin/s3strata/"', f'href="{CHANGELIST}"', f'href="{ORPHANS}?tier=HOT"'):
+        assert link in crumbs
+    assert "Delete orphan objects" in crumbs
+
+
+def test_hot_duration_and_delete_pages_have_full_breadcrumbs(s3strata_settings: Env, admin_client: Client) -> None:
+    f = get_file_manager().sync.upload(b"x", UploadOptions(filename="a.txt"))
+    for name in ("set_hot_duration", "delete_with_objects"):
+        html = action(admin_client, name, [f]).content.decode()
+        crumbs = html.split('<div class="breadcrumbs">')[1].split("</div>")[0]
+        assert 'href="/admin/s3strata/"' in crumbs and f'href="{CHANGELIST}"' in crumbs, name

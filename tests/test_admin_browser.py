@@ -108,11 +108,14 @@ def test_upload_then_move_to_cold(admin_browser: Any, s3strata_settings: Env, tm
     browser.get(f"{browser.base}/admin/s3strata/physicalfile/add/")
     browser.find_element(By.NAME, "upload").send_keys(str(source))
     Select(browser.find_element(By.NAME, "tier")).select_by_value("HOT")
+    shot(browser, "add-page")
     submit(browser, browser.find_element(By.NAME, "_save"))
     record = PhysicalFile.objects.get()
     assert record.filename == "quarterly.pdf" and env.read("HOT", record.path) == source.read_bytes()
     run_action(browser, "move_to_cold", [record.pk])
     assert "1 file moved to COLD." in messages(browser)
+    run_action(browser, "delete_with_objects", [record.pk])
+    shot(browser, "delete-with-objects")
     assert env.keys("HOT") == [] and env.read("COLD", record.path) == source.read_bytes()
     assert PhysicalFile.objects.get().storage_tier == "COLD"
 
@@ -122,6 +125,7 @@ def test_set_hot_duration_through_the_intermediate_page(admin_browser: Any) -> N
     f = get_file_manager().sync.upload(b"x", UploadOptions(filename="keep-hot.txt", hot_duration=86400))
     run_action(browser, "set_hot_duration", [f.pk])
     assert "keep-hot.txt" in browser.find_element(By.ID, "content").text
+    shot(browser, "set-hot-duration")
     field = browser.find_element(By.NAME, "duration")
     field.clear()
     field.send_keys("0")
@@ -157,10 +161,16 @@ def test_adopt_an_orphan_from_the_orphans_page(admin_browser: Any, s3strata_sett
     env.put("HOT", "public/found/photo.jpg", b"jpeg bytes")
     browser.get(f"{browser.base}/admin/s3strata/")
     submit(browser, browser.find_element(By.ID, "orphans-app-link"))
+    assert "older than 0 seconds" in browser.find_element(By.ID, "content").text
+    shot(browser, "orphans")
     row = browser.find_element(By.CSS_SELECTOR, "input[name=key][value='public/found/photo.jpg']")
     row.click()
     submit(browser, browser.find_element(By.CSS_SELECTOR, "button[value=adopt]"))
     assert "public/found/photo.jpg" in browser.find_element(By.ID, "content").text
+    crumbs = [a.text for a in browser.find_elements(By.CSS_SELECTOR, ".breadcrumbs a")]
+    assert crumbs == ["Home", "S3 tiered storage", "Physical files", "Orphan objects"]
+    assert browser.find_element(By.CSS_SELECTOR, ".breadcrumbs").text.endswith("Adopt orphan objects")
+    shot(browser, "orphans-confirm")
     submit(browser, browser.find_element(By.NAME, "confirm"))
     assert "1 orphan adopted." in messages(browser)
     record = PhysicalFile.objects.get()
@@ -207,3 +217,83 @@ def test_direct_upload_through_the_admin_widget(
     clip = Clip.objects.get()
     assert (clip.title, clip.video_id) == ("Holiday", record.pk)
     assert PhysicalFile.objects.count() == 1
+
+
+# -- the first hour ----------------------------------------------------------------------------
+
+
+def shot(browser: Any, name: str) -> None:
+    """Save the page as a person sees it to ``test-artifacts/<name>.png``, to look at."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def absent(browser: Any, selector: str) -> bool:
+    """Return True when nothing matches ``selector`` (without the implicit wait for it to appear)."""
+    browser.implicitly_wait(0)
+    try:
+        return not browser.find_elements(By.CSS_SELECTOR, selector)
+    finally:
+        browser.implicitly_wait(5)
+
+
+def test_a_physical_file_field_keeps_its_upload(admin_browser: Any, s3strata_settings: Env, tmp_path: Path) -> None:
+    """No "+" popup next to the file input (RelatedObjectLookups.js cannot put its file into it):
+    the file chosen in the input is stored and linked when the owner is saved, and nothing else."""
+    from tests.testapp.models import Document
+
+    env, browser = s3strata_settings, admin_browser
+    source = tmp_path / "minutes.txt"
+    source.write_bytes(b"the minutes")
+    browser.get(f"{browser.base}/admin/testapp/document/add/")
+    shot(browser, "document-add")
+    assert absent(browser, ".related-widget-wrapper-link")
+    browser.find_element(By.NAME, "title").send_keys("Minutes")
+    browser.find_element(By.NAME, "attachment").send_keys(str(source))
+    submit(browser, browser.find_element(By.NAME, "_continue"))
+    document = Document.objects.get()
+    record = PhysicalFile.objects.get()
+    assert document.attachment_id == record.pk and env.read("HOT", record.path) == b"the minutes"
+    assert "minutes.txt" in browser.find_element(By.CSS_SELECTOR, ".field-attachment").text
+    assert absent(browser, ".related-widget-wrapper-link")
+    shot(browser, "document-change")
+
+
+def test_actions_say_what_was_skipped(admin_browser: Any) -> None:
+    browser = admin_browser
+    cold = get_file_manager().sync.upload(b"c", UploadOptions(filename="cold.txt", tier="COLD"))
+    run_action(browser, "move_to_cold", [cold.pk])
+    assert messages(browser) == ["1 file was already in COLD."]
+    assert browser.find_element(By.CSS_SELECTOR, "ul.messagelist li.warning")
+    run_action(browser, "set_hot_duration", [cold.pk])
+    assert messages(browser) == ["None of the selected files is HOT: only HOT files have a hot duration."]
+    assert absent(browser, "input[name=duration]")
+    shot(browser, "set-hot-duration-cold")
+
+
+def test_change_page_moves_and_long_names_wrap(admin_browser: Any, s3strata_settings: Env) -> None:
+    env, browser = s3strata_settings, admin_browser
+    long_name = "quarterly-report-" + "x" * 180 + ".pdf"
+    f = get_file_manager().sync.upload(b"%PDF", UploadOptions(filename=long_name, hot_duration=3600))
+    browser.get(f"{browser.base}/admin/s3strata/physicalfile/")
+    tier = browser.find_element(By.CSS_SELECTOR, "#result_list td.field-storage_tier")
+    visibility = browser.find_element(By.CSS_SELECTOR, "#result_list td.field-visibility_label")
+    width = browser.execute_script("return document.documentElement.clientWidth")
+    for cell in (tier, visibility):
+        assert cell.is_displayed() and cell.rect["x"] + cell.rect["width"] <= width
+    shot(browser, "changelist-long-name")
+
+    browser.get(f"{browser.base}/admin/s3strata/physicalfile/{f.pk}/change/")
+    name = browser.find_element(By.NAME, "filename")
+    assert name.tag_name == "input" and name.get_attribute("value") == long_name
+    assert "PRIVATE" in browser.find_element(By.CSS_SELECTOR, ".field-visibility_label").text
+    shot(browser, "change-page")
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "button[value=move_to_cold]"))
+    assert messages(browser) == ["1 file moved to COLD."]
+    assert browser.current_url.endswith(f"/admin/s3strata/physicalfile/{f.pk}/change/")
+    record = PhysicalFile.objects.get()
+    assert record.storage_tier == "COLD" and env.keys("COLD") == [record.path]
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "button[value=move_to_hot]"))
+    assert messages(browser) == ["1 file moved to HOT, with no hot duration (it stays HOT until moved)."]
+    assert PhysicalFile.objects.get().storage_tier == "HOT"
+    shot(browser, "change-page-moved")

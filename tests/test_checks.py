@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -169,3 +170,87 @@ def test_grace_period_must_cover_the_upload_window(settings: Any, extra: dict[st
 def test_storage_hot_duration_setting_is_bounded(settings: Any) -> None:
     assert "s3strata.E001" in ids(settings, {**GOOD, "STORAGE_HOT_DURATION": 10**20})
     assert ids(settings, {**GOOD, "STORAGE_HOT_DURATION": 100 * 365 * 86400}) == []
+
+
+# -- the first hour: what the messages tell a Django user -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ({**GOOD, "HOT_BUCKET": ""}, "S3STRATA['HOT_BUCKET']"),
+        ({k: v for k, v in GOOD.items() if k != "SECRET_KEY"}, "S3STRATA['SECRET_KEY']"),
+        (
+            {**GOOD, "COLD": {"ENDPOINT": "127.0.0.1", "ACCESS_KEY": "a", "SECRET_KEY": "s", "BUCKET": ""}},
+            "S3STRATA['COLD']['BUCKET']",
+        ),
+    ],
+)
+def test_runtime_configuration_error_names_the_django_setting(settings: Any, value: dict[str, Any], key: str) -> None:
+    settings.S3STRATA = value
+    with pytest.raises(ConfigurationError) as info:
+        get_file_manager()
+    assert key in str(info.value) and "S3StrataConfig" not in str(info.value) and "hot_bucket" not in str(info.value)
+
+
+def test_deploy_check_tells_refused_credentials_from_a_missing_bucket(s3strata_settings: Env, settings: Any) -> None:
+    from moto.core import enable_iam_authentication
+
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"MAX_ATTEMPTS": 1}}
+    value = dict(settings.S3STRATA)
+    for tier in ("HOT", "COLD"):
+        if tier in value:
+            value[tier] = {**value[tier], "ACCESS_KEY": "AKIAWRONGWRONGWRONG1", "SECRET_KEY": "wrong"}
+        else:
+            value.update(ACCESS_KEY="AKIAWRONGWRONGWRONG1", SECRET_KEY="wrong")
+    settings.S3STRATA = value
+    with enable_iam_authentication():
+        messages = check_buckets_exist()
+    assert [m.id for m in messages] == ["s3strata.E010", "s3strata.E010"]
+    for message in messages:
+        assert "refused the credentials" in message.msg and message.msg.endswith(".")
+        assert "Create" not in message.hint and "ACCESS_KEY and SECRET_KEY" in message.hint and "s3:ListBucket" in message.hint
+
+
+def test_deploy_check_warns_when_the_public_prefix_is_not_readable(s3strata_settings: Env, settings: Any) -> None:
+    from django_s3strata.checks import check_public_read
+
+    env = s3strata_settings
+    assert check_public_read() == []  # the fixture set the public-read policy on both buckets
+    env.hot_client.delete_bucket_policy(Bucket=env.hot_bucket)
+    [warning] = check_public_read()
+    assert warning.id == "s3strata.W004" and warning.level == checks.WARNING
+    assert env.hot_bucket in warning.msg and "public/*" in warning.msg and "no bucket policy" in warning.msg
+    assert "s3strata_public_policy" in warning.hint
+    private_only = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{env.hot_bucket}/private/*",
+            }
+        ],
+    }
+    env.hot_client.put_bucket_policy(Bucket=env.hot_bucket, Policy=json.dumps(private_only))
+    [warning] = check_public_read()
+    assert "does not allow it" in warning.msg
+    value = dict(settings.S3STRATA)
+    if "HOT" in value:
+        value["HOT"] = {**value["HOT"], "PUBLIC_BASE_URL": "https://cdn.example.com"}
+    else:
+        value["HOT_PUBLIC_BASE_URL"] = "https://cdn.example.com"
+    settings.S3STRATA = value
+    assert check_public_read() == []  # a CDN serves it: the bucket's policy is not the question
+
+
+def test_direct_upload_warnings_are_plain_sentences(settings: Any) -> None:
+    from django_s3strata.checks import check_direct_upload_urls
+
+    settings.ROOT_URLCONF = "tests.urls_without_s3strata"
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.endswith("DirectUploadMiddleware")]
+    w002, w003 = check_direct_upload_urls()
+    assert w002.msg.startswith("The field testapp.Clip.video has direct_upload=True, but the URLconf")
+    assert w003.msg.startswith("The field testapp.Clip.video has direct_upload=True, but DirectUploadMiddleware")
+    assert "ask for" not in w002.msg + w003.msg

@@ -6,6 +6,8 @@ import datetime
 import io
 import json
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ from django.core.management.base import OutputWrapper
 from django.utils import timezone
 
 from django_s3strata import get_file_manager
-from django_s3strata.core import UploadOptions
+from django_s3strata.core import StorageTier, UploadOptions
 from django_s3strata.models import PhysicalFile
 from tests.conftest import Env
 
@@ -92,6 +94,119 @@ def test_cors_command_adds_its_rule_and_keeps_others(s3strata_settings: Env) -> 
         run("s3strata_cors", "--origin", "app.example.com")
 
 
+# -- s3strata_public_policy: the bucket policy that PUBLIC URLs need ---------------------------
+
+
+def policy_of(env: Env, tier: str) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(env.client(tier).get_bucket_policy(Bucket=env.bucket(tier))["Policy"]))
+    except env.client(tier).exceptions.ClientError:
+        return None
+
+
+def test_public_policy_dry_run_prints_each_policy_and_changes_nothing(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    for tier in ("HOT", "COLD"):
+        env.client(tier).delete_bucket_policy(Bucket=env.bucket(tier))
+    out = run("s3strata_public_policy", "--dry-run")
+    assert f"HOT bucket '{env.hot_bucket}' would get this policy, replacing any it has:" in out
+    assert f'"arn:aws:s3:::{env.cold_bucket}/public/*"' in out
+    data = json.loads(run("s3strata_public_policy", "--dry-run", "--json", "--tier", "COLD"))
+    assert list(data) == ["COLD"] and data["COLD"]["policy"]["Statement"][0]["Principal"] == "*"
+    assert policy_of(env, "HOT") is None and policy_of(env, "COLD") is None
+
+
+def test_public_policy_sets_and_refuses_to_replace_another_policy(s3strata_settings: Env) -> None:
+    env = s3strata_settings
+    for tier in ("HOT", "COLD"):
+        env.client(tier).delete_bucket_policy(Bucket=env.bucket(tier))
+    out = run("s3strata_public_policy", "--tier", "HOT")
+    assert f"HOT bucket '{env.hot_bucket}': anyone may now read public/* (it had no policy)." in out
+    assert policy_of(env, "COLD") is None
+    ours = policy_of(env, "HOT")
+    assert ours is not None and ours["Statement"][0]["Resource"] == f"arn:aws:s3:::{env.hot_bucket}/public/*"
+    theirs = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{env.cold_bucket}/x/*"}
+        ],
+    }
+    env.cold_client.put_bucket_policy(Bucket=env.cold_bucket, Policy=json.dumps(theirs))
+    with pytest.raises(CommandError, match=r"replaces a bucket's whole policy\. Nothing was changed\. Rerun with --yes"):
+        run("s3strata_public_policy")
+    assert policy_of(env, "COLD") == theirs  # refused before writing anything
+    out = run("s3strata_public_policy", "--yes")
+    assert "HOT bucket" in out and "left unchanged" in out and "(replaced its previous policy)" in out
+    assert policy_of(env, "HOT") == ours and policy_of(env, "COLD") != theirs
+    assert "left unchanged" in run("s3strata_public_policy", "--tier", "COLD")
+
+
+@pytest.mark.parametrize(("answer", "replaced"), [("y", True), ("", False)])
+def test_public_policy_asks_on_a_terminal(
+    s3strata_settings: Env, monkeypatch: pytest.MonkeyPatch, answer: str, replaced: bool
+) -> None:
+    env = s3strata_settings
+    theirs = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject", "Resource": "*"}],
+    }
+    env.hot_client.put_bucket_policy(Bucket=env.hot_bucket, Policy=json.dumps(theirs))
+    monkeypatch.setattr("sys.stdin", io.StringIO())
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or answer)
+    if replaced:
+        assert "(replaced its previous policy)" in run("s3strata_public_policy", "--tier", "HOT")
+    else:
+        with pytest.raises(CommandError, match="Nothing was changed"):
+            run("s3strata_public_policy", "--tier", "HOT")
+    assert asked == ["Replace it? [y/N] "] and (policy_of(env, "HOT") != theirs) is replaced
+
+
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+def test_public_policy_names_both_prefixes_when_the_tiers_share_a_bucket(s3strata_settings: Env, settings: Any) -> None:
+    env = s3strata_settings
+    settings.S3STRATA = {
+        **settings.S3STRATA,
+        "COLD_BUCKET": env.hot_bucket,
+        "PUBLIC_COLD_PREFIX": "cold-public",
+        "PRIVATE_COLD_PREFIX": "cold-private",
+    }
+    env.hot_client.delete_bucket_policy(Bucket=env.hot_bucket)
+    out = run("s3strata_public_policy", "--tier", "COLD")
+    assert f"COLD bucket '{env.hot_bucket}': anyone may now read public/*, cold-public/* (it had no policy)." in out
+    from django_s3strata.checks import check_public_read
+
+    assert check_public_read() == []
+
+
+@pytest.mark.seaweed
+def test_public_policy_makes_public_urls_answer(seaweed_settings: Env) -> None:
+    """SeaweedFS enforces bucket policies: a PUBLIC file's URL answers 403 until the command ran, then 200."""
+    from django_s3strata.checks import check_public_read
+
+    sync = get_file_manager().sync
+    public = sync.upload(b"public bytes", UploadOptions(filename="p.txt", visibility="PUBLIC"))
+    cold = sync.upload(b"cold bytes", UploadOptions(filename="c.txt", visibility="PUBLIC", tier="COLD"))
+    private = sync.upload(b"private bytes", UploadOptions(filename="q.txt"))
+    private_direct = get_file_manager().objectstore.public_url(StorageTier.HOT, private.path)
+    assert anonymous_get(public.url)[0] == 403 and anonymous_get(cold.url)[0] == 403
+    assert sorted(m.id for m in check_public_read()) == ["s3strata.W004", "s3strata.W004"]
+    assert "it had no policy" in run("s3strata_public_policy")
+    assert anonymous_get(public.url) == (200, b"public bytes") and anonymous_get(cold.url) == (200, b"cold bytes")
+    assert anonymous_get(private_direct)[0] == 403  # the private prefix stays closed
+    assert check_public_read() == []
+    assert "left unchanged" in run("s3strata_public_policy")
+
+
+def anonymous_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
 # -- S3 unusable: a missing bucket, wrong keys, an endpoint that is down -------------------------
 
 FAILURES = {
@@ -104,6 +219,7 @@ COMMANDS = {
     "s3strata_archive": [],
     "s3strata_cors": ["--origin", "https://app.example.com"],
     "s3strata_orphans": ["list"],
+    "s3strata_public_policy": [],
     "s3strata_verify": [],
 }
 

@@ -1,4 +1,4 @@
-"""The S3 requests of browser uploads and bucket settings: POST policies, multipart uploads, CORS.
+"""The S3 requests of browser uploads and bucket settings: POST policies, multipart uploads, CORS, bucket policies.
 
 A part of ObjectStore (its base class), kept apart for size: every S3 request still goes
 through ObjectStore and ``translate_errors``.
@@ -6,6 +6,8 @@ through ObjectStore and ``translate_errors``.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from botocore.exceptions import ClientError
 
 from .config import ResolvedTier
+from .exceptions import StorageError
 from .s3errors import translate_errors
 from .types import StorageTier
 
@@ -148,3 +151,101 @@ class BucketRequests:
         resolved = self._tiers[tier]
         with translate_errors("PutBucketCors", resolved):
             self.client(tier).put_bucket_cors(Bucket=resolved.bucket, CORSConfiguration={"CORSRules": rules})  # type: ignore[typeddict-item]
+
+    # -- bucket policies ---------------------------------------------------------------
+
+    def bucket_policy(self, tier: StorageTier) -> dict[str, Any] | None:
+        """Return the policy of the tier's bucket as parsed JSON, or None when it has none."""
+        resolved = self._tiers[tier]
+        with translate_errors("GetBucketPolicy", resolved):
+            try:
+                text = self.client(tier).get_bucket_policy(Bucket=resolved.bucket)["Policy"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchBucketPolicy":
+                    raise
+                return None
+        try:
+            policy = json.loads(text)
+        except ValueError:
+            policy = None
+        if not isinstance(policy, dict):
+            raise StorageError(
+                "the bucket's policy is not a JSON object.", operation="GetBucketPolicy", tier=tier.value, bucket=resolved.bucket
+            )
+        return policy
+
+    def put_bucket_policy(self, tier: StorageTier, policy: dict[str, Any]) -> None:
+        """Set the policy of the tier's bucket to ``policy``, replacing the whole policy it had."""
+        resolved = self._tiers[tier]
+        with translate_errors("PutBucketPolicy", resolved):
+            self.client(tier).put_bucket_policy(Bucket=resolved.bucket, Policy=json.dumps(policy))
+
+    def public_read_bucket_policy(self, tier: StorageTier) -> dict[str, Any]:
+        """Return a policy for the tier's bucket that lets anyone GET the public prefix of every tier kept in it.
+
+        One tier alone gets ObjectStore.public_read_policy's statement. When HOT and COLD share the
+        bucket, both public prefixes are in it: a policy set for one tier would replace the other's.
+        """
+        here = self._tiers[tier]
+        resources = list(
+            dict.fromkeys(
+                f"arn:aws:s3:::{r.bucket}/{r.public_prefix}/*"
+                for r in self._tiers.values()
+                if (r.endpoint_url, r.bucket) == (here.endpoint_url, here.bucket)
+            )
+        )
+        statement = {
+            "Sid": "S3StrataPublicRead",
+            "Effect": "Allow",
+            "Principal": "*",
+            "Action": "s3:GetObject",
+            "Resource": resources[0] if len(resources) == 1 else resources,
+        }
+        return {"Version": "2012-10-17", "Statement": [statement]}
+
+    def grants_public_read(self, tier: StorageTier, policy: dict[str, Any] | None) -> bool:
+        """Return True when ``policy`` lets anyone GET every key under the tier's public prefix.
+
+        Read as S3 reads it for an anonymous request: an Allow without Condition of ``s3:GetObject``
+        (or a wildcard action covering it) to Principal ``"*"`` on a resource covering
+        ``arn:aws:s3:::{bucket}/{prefix}/*``, and no Deny of the same. Statements with NotAction,
+        NotResource or NotPrincipal are not read; object ACLs and Block Public Access are not seen.
+        """
+        if not isinstance(policy, dict):
+            return False
+        resolved = self._tiers[tier]
+        base = f"arn:aws:s3:::{resolved.bucket}/{resolved.public_prefix}/"
+        statements = policy.get("Statement")
+        statements = [statements] if isinstance(statements, dict) else statements
+        if not isinstance(statements, list):
+            return False
+        allowed = denied = False
+        for statement in statements:
+            if not isinstance(statement, dict) or not self._statement_covers(statement, base):
+                continue
+            if statement.get("Effect") == "Deny":
+                denied = True
+            elif statement.get("Effect") == "Allow" and not statement.get("Condition"):
+                allowed = True
+        return allowed and not denied
+
+    @staticmethod
+    def _statement_covers(statement: dict[str, Any], base: str) -> bool:
+        """Return True when ``statement`` names anyone, ``s3:GetObject`` and every key that starts with ``base``."""
+        if any(name in statement for name in ("NotAction", "NotResource", "NotPrincipal")):
+            return False
+
+        def strings(value: Any) -> list[str]:
+            if isinstance(value, str):
+                return [value]
+            return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+        def glob(pattern: str) -> str:
+            return "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+
+        principal = statement.get("Principal")
+        anyone = principal == "*" or (isinstance(principal, dict) and "*" in strings(principal.get("AWS")))
+        action = any(re.fullmatch(glob(a), "s3:GetObject", re.IGNORECASE) for a in strings(statement.get("Action")))
+        # A pattern covers every key under the prefix when it ends in "*" and the rest matches the start of the prefix.
+        resource = any(r.endswith("*") and re.match(glob(r[:-1]), base) for r in strings(statement.get("Resource")))
+        return anyone and action and resource

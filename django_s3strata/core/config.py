@@ -210,6 +210,23 @@ class S3StrataConfig:
     hot_public_base_url: str | None = None
     cold_public_base_url: str | None = None
 
+    def missing_message(self, tier: StorageTier, missing: tuple[str, ...]) -> str:
+        """Return the error for ``tier``'s missing ``missing`` fields (S3TierConfig's names), naming what to set.
+
+        A settings reader that builds this config from its own keys overrides it, so that the
+        error names those keys (the Django app's says ``S3STRATA['HOT_BUCKET']``).
+        """
+        lower = tier.value.lower()
+        if (self.hot if tier is StorageTier.HOT else self.cold) is not None:
+            where = f"Set {', '.join(f'{lower}.{f}' for f in missing)}"
+        else:
+            names = {"bucket": f"{lower}_bucket"}
+            where = f"Set {', '.join(names.get(f, f) for f in missing)} on S3StrataConfig (shared-endpoint mode)"
+        return (
+            f"Missing S3 configuration for the {tier.value} tier: {', '.join(missing)}. {where}, "
+            f"or give {lower}=S3TierConfig(endpoint=..., access_key=..., secret_key=..., bucket=...)."
+        )
+
 
 @dataclass(frozen=True)
 class ResolvedTier:
@@ -287,7 +304,6 @@ def resolve_tier(config: S3StrataConfig, tier: StorageTier | str) -> ResolvedTie
             public_base_url=block.public_base_url,
             storage_class=block.storage_class or (config.advanced.cold_storage_class if tier is StorageTier.COLD else None),
         )
-        names = {f: f"{lower}.{f}" for f in ("endpoint", "access_key", "secret_key", "bucket")}
     else:
         use_ssl = True if config.use_ssl is None else config.use_ssl
         hot = tier is StorageTier.HOT
@@ -307,22 +323,9 @@ def resolve_tier(config: S3StrataConfig, tier: StorageTier | str) -> ResolvedTie
             public_base_url=config.hot_public_base_url if hot else config.cold_public_base_url,
             storage_class=None if hot else config.advanced.cold_storage_class,
         )
-        names = {
-            "endpoint": "endpoint",
-            "access_key": "access_key",
-            "secret_key": "secret_key",
-            "bucket": f"{lower}_bucket",
-        }
-    missing = [f for f in names if not getattr(resolved, f)]
+    missing = tuple(f for f in ("endpoint", "access_key", "secret_key", "bucket") if not getattr(resolved, f))
     if missing:
-        shared = ", ".join(names[f] for f in missing) if block is None else ", ".join(missing)
-        raise ConfigurationError(
-            f"Missing S3 configuration for the {tier.value} tier: {', '.join(missing)}. "
-            f"Set {shared} on S3StrataConfig (shared-endpoint mode), "
-            f"or give {lower}=S3TierConfig(endpoint=..., access_key=..., secret_key=..., bucket=...).",
-            tier=tier.value,
-            missing=tuple(missing),
-        )
+        raise ConfigurationError(config.missing_message(tier, missing), tier=tier.value, missing=missing)
     _validate_resolved(resolved, lower)
     return resolved
 

@@ -7,8 +7,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from django_s3strata.core import S3StrataError
@@ -18,18 +19,41 @@ from django_s3strata.models import PhysicalFile
 from django_s3strata.services import store_upload
 from django_s3strata.uploads import UploadPolicy
 
+TIERS = [("HOT", "HOT"), ("COLD", "COLD")]
+VISIBILITIES = [("PRIVATE", "PRIVATE"), ("PUBLIC", "PUBLIC")]
+# A direct upload goes where its signed policy says; the page swaps the widget's policy when the
+# tier or visibility changes (files/demo.js), and the form accepts a ref of the chosen one only.
+POLICIES = {(tier, vis): UploadPolicy(tier=tier, visibility=vis) for tier, _ in TIERS for vis, _ in VISIBILITIES}
+
 
 class UploadForm(forms.Form):
     file = forms.FileField()
-    tier = forms.ChoiceField(choices=[("HOT", "HOT"), ("COLD", "COLD")], initial="HOT")
-    visibility = forms.ChoiceField(choices=[("PRIVATE", "PRIVATE"), ("PUBLIC", "PUBLIC")], initial="PRIVATE")
+    tier = forms.ChoiceField(choices=TIERS, initial="HOT")
+    visibility = forms.ChoiceField(choices=VISIBILITIES, initial="PRIVATE")
     hot_duration = forms.IntegerField(required=False, min_value=0, help_text="Seconds in HOT before archival; empty: forever.")
 
 
 class DirectUploadForm(forms.Form):
-    """The browser sends the file straight to S3 (HOT, private); the form carries a signed reference."""
+    """The browser sends the file straight to S3 under the policy of the chosen placement; the form carries a signed ref."""
 
-    file = DirectUploadField(label="File (straight to S3)")
+    # Not required: a form posted without them (a script, an old page) means HOT and PRIVATE.
+    tier = forms.ChoiceField(choices=TIERS, initial="HOT", required=False)
+    visibility = forms.ChoiceField(choices=VISIBILITIES, initial="PRIVATE", required=False)
+    file = DirectUploadField(label="File")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["file"].widget.policy = POLICIES[self.placement()]
+
+    def placement(self) -> tuple[str, str]:
+        """Return the (tier, visibility) chosen, HOT and PRIVATE when missing or unknown."""
+        tier, visibility = self["tier"].value() or "HOT", self["visibility"].value() or "PRIVATE"
+        return (tier, visibility) if (tier, visibility) in POLICIES else ("HOT", "PRIVATE")
+
+    @staticmethod
+    def policies() -> dict[str, str]:
+        """Return the signed policy of each "TIER VISIBILITY" pair, for the page's script."""
+        return {f"{tier} {visibility}": policy.sign() for (tier, visibility), policy in POLICIES.items()}
 
 
 def anyone_may_upload(request: HttpRequest, policy: UploadPolicy) -> bool:
@@ -47,13 +71,17 @@ def index(request: HttpRequest) -> HttpResponse:
         try:
             # Without JavaScript the file came through Django: store it the ordinary way.
             record = (
-                value if isinstance(value, PhysicalFile) else store_upload(value, *unique_suffix(posixpath.basename(value.name)))
+                value
+                if isinstance(value, PhysicalFile)
+                else store_upload(value, *unique_suffix(posixpath.basename(value.name)), *direct.placement())
             )
         except S3StrataError as exc:
             messages.error(request, f"Upload failed: {exc}")
         else:
             messages.success(request, f"Stored {record.filename} in {record.storage_tier}.")
             return redirect("files:index")
+    # The page's script sends the plain form with XMLHttpRequest, to show its upload progress.
+    by_script = request.headers.get("X-Requested-With") == "XMLHttpRequest"
     if request.method == "POST" and not direct_post and form.is_valid():
         upload = form.cleaned_data["file"]
         name, suffix = unique_suffix(posixpath.basename(upload.name))
@@ -70,10 +98,16 @@ def index(request: HttpRequest) -> HttpResponse:
             messages.error(request, f"Upload failed: {exc}")
         else:
             messages.success(request, f"Stored {record.filename} in {record.storage_tier}.")
-            return redirect("files:index")
+            return JsonResponse({"location": reverse("files:index")}) if by_script else redirect("files:index")
+        if by_script:
+            return JsonResponse({"location": reverse("files:index")})  # the message says what failed
+    if by_script and request.method == "POST" and not direct_post:
+        errors = "; ".join(f"{name}: {' '.join(messages_)}" for name, messages_ in form.errors.items())
+        return JsonResponse({"errors": errors}, status=400)
     files = PhysicalFile.objects.all()[:200]
     direct = direct or DirectUploadForm(prefix="direct")
-    return render(request, "files/index.html", {"form": form, "direct": direct, "files": files})
+    context = {"form": form, "direct": direct, "files": files, "policies": DirectUploadForm.policies()}
+    return render(request, "files/index.html", context)
 
 
 def download(request: HttpRequest, pk: int) -> FileResponse:

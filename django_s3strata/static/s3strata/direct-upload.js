@@ -6,6 +6,13 @@
  * needed), ask the finalize URL to record it, put the returned ref in the hidden input and empty the file
  * input, so the form carries no file. If anything fails, the file stays in the input and goes
  * through Django with the form, as without JavaScript.
+ *
+ * A required file input stops being required while the hidden ref holds an upload (the ref is the
+ * field's value then; the browser would otherwise refuse the form for an empty file input), and is
+ * required again whenever the ref is emptied. The server checks the field either way.
+ *
+ * A page that changes a widget's data-policy after an upload dispatches "s3strata:reset" on the
+ * widget's box: the ref is dropped (the form would refuse a file uploaded under another policy).
  */
 (function () {
   "use strict";
@@ -89,13 +96,20 @@
     return Promise.all(workers);
   }
 
+  // The input's own `required`, remembered so that it can be given back when the ref is emptied.
+  function holdRef(input, ref, value) {
+    if (!("s3strataRequired" in input.dataset)) input.dataset.s3strataRequired = input.required ? "1" : "";
+    ref.value = value;
+    input.required = !value && input.dataset.s3strataRequired === "1";
+  }
+
   function upload(box, input, file) {
     var progress = box.querySelector(".s3strata-direct-progress");
     var status = box.querySelector(".s3strata-direct-status");
     var ref = box.querySelector(".s3strata-direct-ref");
     var token = csrfToken(input.form);
     function show(loaded) { progress.value = file.size ? (100 * loaded) / file.size : 100; }
-    ref.value = "";
+    holdRef(input, ref, "");
     progress.hidden = false;
     progress.value = 0;
     box.dataset.state = "uploading";
@@ -117,14 +131,14 @@
       })
       .then(function (grant) { return postJSON(box.dataset.finalizeUrl, { ticket: grant.ticket }, token); })
       .then(function (result) {
-        ref.value = result.ref;
         input.value = "";
+        holdRef(input, ref, result.ref);
         progress.value = 100;
         box.dataset.state = "done";
         status.textContent = "Uploaded " + result.filename + ".";
       })
       .catch(function (error) {
-        ref.value = "";
+        holdRef(input, ref, "");
         progress.hidden = true;
         box.dataset.state = "failed";
         status.textContent = "Direct upload failed (" + error.message + "): the file will be sent with the form.";
@@ -136,6 +150,15 @@
     if (!input.matches || !input.matches(".s3strata-direct input[type=file]")) return;
     var box = input.closest(".s3strata-direct");
     if (input.files && input.files.length) upload(box, input, input.files[0]);
+  });
+
+  document.addEventListener("s3strata:reset", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches(".s3strata-direct") || box.dataset.state === "uploading") return;
+    holdRef(box.querySelector("input[type=file]"), box.querySelector(".s3strata-direct-ref"), "");
+    box.querySelector(".s3strata-direct-progress").hidden = true;
+    box.querySelector(".s3strata-direct-status").textContent = "";
+    delete box.dataset.state;
   });
 
   document.addEventListener("submit", function (event) {

@@ -21,7 +21,7 @@ from . import events
 from .core.adapters import AdapterFeatures, ClaimKey, Move, SyncBackedAdapter, SyncStorageAdapter
 from .core.types import UNSET, FileId, ObjectInfo, StorageTier
 from .events import Change
-from .inserts import AsyncInserts
+from .inserts import IN_TRANSACTION, AsyncInserts
 from .models import ObjectClaim, PhysicalFile
 from .querysets import in_array
 
@@ -326,15 +326,22 @@ class DjangoORMAdapter(SyncBackedAdapter):
     # INSERT (see inserts.py) instead of one sync_to_async hop each.
 
     async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
+        if type(self.sync_adapter) is not DjangoORMSyncAdapter:
+            return await super().create(storage_tier, filename, path, hot_until)  # a subclass's own create
         return await self._insert(_new_row(storage_tier, filename, path, hot_until))
 
     async def create_stored(
         self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
     ) -> PhysicalFile:
+        if type(self.sync_adapter) is not DjangoORMSyncAdapter:
+            return await super().create_stored(storage_tier, filename, path, hot_until, stored)
         return await self._insert(_new_row(storage_tier, filename, path, hot_until, stored))
 
     async def _insert(self, row: dict[str, Any]) -> PhysicalFile:
         record = await self._inserts.create(row)
-        # The async ORM autocommits (no transaction is open here): the row is committed.
-        await events.apublish([Change(None, record)])
+        if getattr(record, IN_TRANSACTION, False):
+            # Inserted inside a caller's atomic() block: its signals wait for that commit, on that thread.
+            await self._call(events.publish, [Change(None, record)])
+        else:
+            await events.apublish([Change(None, record)])  # autocommitted: the row is there now
         return record

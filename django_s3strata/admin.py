@@ -171,6 +171,13 @@ class HotDurationForm(forms.Form):
     )
 
 
+def _action_part(action: Any, part: str) -> Any:
+    """Return an admin action's ``func`` or ``description``: an ``Action`` on Django 6.1+, a tuple before."""
+    if hasattr(action, part):
+        return getattr(action, part)
+    return action[{"func": 0, "description": 2}[part]]
+
+
 @admin.register(PhysicalFile)
 class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Files by tier and visibility; moves, hot durations and deletes as actions, and as buttons on the change page."""
@@ -436,7 +443,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         with contextlib.suppress(ValueError):  # a path under neither of its tier's prefixes: no visibility to change
             wanted.append("make_private" if obj.visibility is FileVisibility.PUBLIC else "make_public")
         actions = self.get_actions(request)  # only those this user has the permission for
-        return [(name, actions[name][2]) for name in wanted if name in actions]
+        return [(name, _action_part(actions[name], "description")) for name in wanted if name in actions]
 
     def move_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Run one of the move actions on one file from its change page: the list's action, permission and code."""
@@ -449,7 +456,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         obj = self.get_object(request, unquote(object_id))
         if obj is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        run = actions[name][0]
+        run = _action_part(actions[name], "func")
         run(self, request, self.get_queryset(request).filter(pk=obj.pk))
         change = reverse("admin:s3strata_physicalfile_change", args=(quote(obj.pk),), current_app=self.admin_site.name)
         return HttpResponseRedirect(change)

@@ -28,7 +28,10 @@ from django.db.models.signals import post_save, pre_save
 
 from .models import PhysicalFile
 
-__all__ = ["AsyncInserts", "insert_rows"]
+__all__ = ["IN_TRANSACTION", "AsyncInserts", "insert_rows"]
+
+#: Set on a record inserted inside an open transaction: its signals must wait for that commit.
+IN_TRANSACTION = "_s3strata_in_transaction"
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +61,14 @@ def insert_rows(rows: list[dict[str, Any]]) -> list[Outcome]:
             # One bad row fails the statement: give each row its own INSERT and its own outcome.
             logger.debug("s3strata: a shared INSERT of %d rows failed; inserting them one by one.", len(rows), exc_info=True)
     out: list[Outcome] = []
+    conn = transaction.get_connection(router.db_for_write(PhysicalFile))
+    # TestCase's own atomic blocks stand for autocommit, as in the adapter's run_after_commit.
+    in_transaction = conn.in_atomic_block and not all(getattr(b, "_from_testcase", False) for b in conn.atomic_blocks)
     for row in rows:
         try:
-            out.append(PhysicalFile.objects.create(**row))
+            record = PhysicalFile.objects.create(**row)
+            setattr(record, IN_TRANSACTION, in_transaction)
+            out.append(record)
         except Exception as exc:
             out.append(exc)
     return out

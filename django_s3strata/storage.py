@@ -34,21 +34,23 @@ __all__ = ["S3StrataStorage", "prefetch_files"]
 _UUID_PART = 37  # "{uuid4}-" added in front of the file name
 
 _cache = threading.local()
+#: Bumped when rows move or go: every thread's cache is stale from then on, not only the thread
+#: that changed them (an async move runs its UPDATE on the ORM's thread, not its caller's).
+_generation = [0]
 
 
 def _records() -> dict[str, PhysicalFile]:
     records: dict[str, PhysicalFile] | None = getattr(_cache, "records", None)
-    if records is None:
+    if records is None or getattr(_cache, "generation", None) != _generation[0]:
         records = _cache.records = {}
+        _cache.generation = _generation[0]
     return records
 
 
 def clear_cache(**kwargs: Any) -> None:
-    """Forget the records looked up by name (at each request's start and end, and after any change).
-
-    ``AppConfig.ready()`` connects it to ``request_started`` and ``request_finished``.
-    """
+    """Forget this thread's records looked up by name (``request_started``/``request_finished``, connected in ``ready()``)."""
     _cache.records = {}
+    _cache.generation = _generation[0]
 
 
 def forget_changed(*, changes: list[Any], **kwargs: Any) -> None:
@@ -58,7 +60,7 @@ def forget_changed(*, changes: list[Any], **kwargs: Any) -> None:
     upload keeps what ``prefetch_files`` looked up.
     """
     if any(change.before is not None for change in changes):
-        clear_cache()
+        _generation[0] += 1
 
 
 def _candidates(name: str) -> dict[str, set[StorageTier]]:

@@ -213,3 +213,104 @@ def test_a_row_created_inside_a_transaction_is_the_transactions() -> None:
         assert PhysicalFile.objects.filter(pk=gone.pk).exists()
         raise RuntimeError
     assert not PhysicalFile.objects.filter(pk=gone.pk).exists()
+
+
+# -- the async face derived from the sync one: signals, transactions, caches --------------------
+
+
+@pytest.fixture
+def heard() -> Any:
+    from django_s3strata import signals
+
+    events: list[str] = []
+
+    def receiver(sender: Any, file: Any, signal: Any, **kwargs: Any) -> None:
+        events.append(name_of[signal])
+
+    async def areceiver(sender: Any, file: Any, signal: Any, **kwargs: Any) -> None:
+        events.append("async " + name_of[signal])
+
+    names = ("file_uploaded", "file_tier_changed", "file_deleted", "file_visibility_changed")
+    name_of = {getattr(signals, n): n for n in names}
+    for signal in name_of:
+        signal.connect(receiver, weak=False)
+        signal.connect(areceiver, weak=False)
+    yield events
+    for signal in name_of:
+        signal.disconnect(receiver)
+        signal.disconnect(areceiver)
+
+
+def _run(coroutine_fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def call() -> Any:
+        try:
+            return await coroutine_fn(*args, **kwargs)
+        finally:
+            await sync_to_async(connections.close_all)()
+
+    return asyncio.run(call())
+
+
+@ORM
+def test_the_async_face_sends_each_signal_once_to_sync_and_async_receivers(heard: list[str]) -> None:
+    adapter = DjangoORMAdapter()
+    record = _run(adapter.create, StorageTier.HOT, "a", "private/a", None)
+    _run(adapter.update, record.pk, storage_tier=StorageTier.COLD)
+    _run(adapter.update_if, record.pk, StorageTier.COLD, "private/a", path="public/a")
+    _run(adapter.delete, record.pk)
+    for name in ("file_uploaded", "file_tier_changed", "file_visibility_changed", "file_deleted"):
+        assert heard.count(name) == 1 and heard.count("async " + name) == 1, heard
+
+
+@ORM
+def test_the_async_face_inside_a_rolled_back_transaction_sends_nothing(heard: list[str]) -> None:
+    from asgiref.sync import async_to_sync
+    from django.db import transaction
+
+    from django_s3strata.models import PhysicalFile
+
+    adapter = DjangoORMAdapter()
+    base = adapter.as_sync().create(StorageTier.HOT, "b", "private/b", None)
+    heard.clear()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        async_to_sync(adapter.create)(StorageTier.HOT, "c", "private/c", None)
+        async_to_sync(adapter.update)(base.pk, storage_tier=StorageTier.COLD)
+        raise RuntimeError
+    assert not PhysicalFile.objects.filter(path="private/c").exists()
+    assert heard == []
+
+
+@ORM
+def test_the_async_face_of_a_custom_sync_adapter_creates_through_it() -> None:
+    from django_s3strata.adapters import DjangoORMSyncAdapter
+
+    calls: list[str] = []
+
+    class Audited(DjangoORMSyncAdapter):
+        def create(self, *args: Any, **kwargs: Any) -> Any:
+            calls.append("create")
+            return super().create(*args, **kwargs)
+
+    adapter = DjangoORMAdapter(Audited())
+    _run(adapter.create, StorageTier.HOT, "d", "private/d", None)
+    assert calls == ["create"]
+
+
+@ORM
+def test_an_async_move_run_from_a_script_makes_every_threads_name_cache_forget(s3strata_settings: Any) -> None:
+    from django.core.files.base import ContentFile
+
+    from django_s3strata import get_file_manager
+    from django_s3strata.core import SetTierOptions
+    from django_s3strata.models import PhysicalFile
+    from django_s3strata.storage import _records, prefetch_files
+    from tests.testapp.models import Report
+
+    Report.objects.create(name="r", pdf=ContentFile(b"%PDF r", name="annual.pdf"))
+    reports = list(Report.objects.all())
+    prefetch_files(reports, "pdf")
+    assert _records()
+    record = PhysicalFile.objects.get()
+    _run(get_file_manager().set_tier, record, SetTierOptions(StorageTier.COLD))  # a command using the async API
+    assert not _records()
+    assert f"/{get_file_manager().objectstore.tier(StorageTier.COLD).bucket}/" in reports[0].pdf.url

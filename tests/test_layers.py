@@ -1,8 +1,11 @@
 """One-way layers: every import inside django_s3strata points down the layer table, and none closes a circle.
 
 The whole source is read with ``ast``: every ``import`` anywhere in a module counts, inside
-functions and ``if TYPE_CHECKING:`` blocks too. A module missing from the table fails the test,
-so a new module gets a place before it gets imports.
+functions and ``if TYPE_CHECKING:`` blocks too, and so do ``importlib.import_module``,
+``__import__`` and ``import_string`` calls with a literal name. A module missing from the table
+fails the test, so a new module gets a place before it gets imports. The one sanctioned way up
+is dependency inversion at run time: the model reaches the FileManager through its AppConfig
+(``apps.get_app_config("s3strata").file_manager()``), which the top layer provides.
 """
 
 from __future__ import annotations
@@ -90,12 +93,34 @@ def _target(source: str, name: str | None = None) -> str:
     return source
 
 
+#: Calls that import the module named by their first argument: they count as imports too.
+_IMPORTERS = {"import_module", "__import__", "import_string"}
+
+
+def _dynamic_import(node: ast.AST) -> str | None:
+    """Return the package module a call like ``importlib.import_module("django_s3strata.x")`` imports, or None."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    first = node.args[0]
+    if name not in _IMPORTERS or not isinstance(first, ast.Constant) or not isinstance(first.value, str):
+        return None
+    dotted: str = first.value
+    if name == "import_string":  # "pkg.module.attr": the module is all but the last part
+        dotted = dotted.rpartition(".")[0]
+    return dotted if dotted == PACKAGE or dotted.startswith(PACKAGE + ".") else None
+
+
 def imports_of(module: str) -> Iterator[tuple[str, int]]:
     """Yield (imported package module, line) for every import statement anywhere in ``module``."""
     path = MODULES[module]
     is_package = path.name == "__init__.py"
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
+        dynamic = _dynamic_import(node)
+        if dynamic is not None:
+            yield _target(dynamic), node.lineno
+        elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name == PACKAGE or alias.name.startswith(PACKAGE + "."):
                     yield _target(alias.name), node.lineno
@@ -318,3 +343,15 @@ def test_a_batch_nobody_listens_to_registers_no_commit_hook(no_manager: None, dj
     finally:
         signals.file_tier_changed.disconnect(receiver)
     assert len(callbacks) == 10 and seen == [r.pk for r in records[10:]]
+
+
+def test_dynamic_imports_count() -> None:
+    tree = ast.parse(
+        "import importlib\n"
+        "importlib.import_module('django_s3strata.storage')\n"
+        "__import__('django_s3strata.services')\n"
+        "import_string('django_s3strata.admin_orphans.OrphansPage')\n"
+        "import_module(name)\n"
+    )
+    found = [_dynamic_import(node) for node in ast.walk(tree)]
+    assert {f for f in found if f} == {"django_s3strata.storage", "django_s3strata.services", "django_s3strata.admin_orphans"}

@@ -118,7 +118,9 @@ def test_beat_scheduled_archival_moves_the_objects(start_workers: Callable[..., 
     assert list(schedule) == ["s3strata-archive"] and schedule["s3strata-archive"]["options"] == {"expires": 1.0}
     start_workers(1, beat=schedule)
     assert wait_for(lambda: not PhysicalFile.objects.hot().exists(), 90), "beat never archived the files"
-    assert env.keys("HOT") == [] and env.keys("COLD") == sorted(f.path for f in files)
+    # A batch commits its rows, then deletes its sources in one request: wait for that step too.
+    assert wait_for(lambda: env.keys("HOT") == [], 30), f"sources left in HOT: {env.keys('HOT')}"
+    assert env.keys("COLD") == sorted(f.path for f in files)
     assert env.read("COLD", files[3].path) == b"payload 3"
 
 

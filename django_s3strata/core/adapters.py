@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -67,10 +68,18 @@ def features_of(adapter: StorageAdapter | SyncStorageAdapter) -> AdapterFeatures
 
     Raise ConfigurationError when a declared feature's method is not implemented.
     """
-    base: type = StorageAdapter if isinstance(adapter, StorageAdapter) else SyncStorageAdapter
-    declared = adapter.features
+    base: type | None = (
+        StorageAdapter
+        if isinstance(adapter, StorageAdapter)
+        else SyncStorageAdapter
+        if isinstance(adapter, SyncStorageAdapter)
+        else None  # an adapter that subclasses neither: the methods it has
+    )
+    declared: AdapterFeatures | None = getattr(adapter, "features", None)
 
     def overrides(name: str) -> bool:
+        if base is None:
+            return callable(getattr(adapter, name, None))
         return getattr(type(adapter), name, None) is not getattr(base, name, None)
 
     if declared is None:
@@ -296,7 +305,14 @@ class SyncBackedAdapter(StorageAdapter):
 
     @property
     def features(self) -> AdapterFeatures:  # type: ignore[override]
-        return features_of(self.sync_adapter)
+        # The sync adapter's, plus any optional method a subclass of this class writes itself.
+        found = features_of(self.sync_adapter)
+        own = {
+            feature: True
+            for feature, names in FEATURE_METHODS.items()
+            if all(getattr(type(self), n) is not getattr(SyncBackedAdapter, n) for n in names)
+        }
+        return dataclasses.replace(found, **own) if own else found
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
@@ -316,7 +332,8 @@ class SyncBackedAdapter(StorageAdapter):
         return await self._call(self.sync_adapter.find_by_id, id)
 
     async def update(self, id: FileId, storage_tier: Any = UNSET, path: Any = UNSET, hot_until: Any = UNSET) -> PhysicalFile:
-        return await self._call(self.sync_adapter.update, id, storage_tier, path, hot_until)
+        given = _given(storage_tier=storage_tier, path=path, hot_until=hot_until)
+        return await self._call(self.sync_adapter.update, id, **given)
 
     async def update_if(
         self,
@@ -327,7 +344,8 @@ class SyncBackedAdapter(StorageAdapter):
         path: Any = UNSET,
         hot_until: Any = UNSET,
     ) -> PhysicalFile | None:
-        return await self._call(self.sync_adapter.update_if, id, expected_tier, expected_path, storage_tier, path, hot_until)
+        given = _given(storage_tier=storage_tier, path=path, hot_until=hot_until)
+        return await self._call(self.sync_adapter.update_if, id, expected_tier, expected_path, **given)
 
     async def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
         return await self._call(self.sync_adapter.update_many_if, moves)

@@ -167,8 +167,20 @@ class OpsBase:
             return False
         return (yield from db(SyncStorageAdapter.run_after_commit, lambda: run(self.delete_object(tier, key, None))))
 
-    def _unreferenced(self, keys: list[ClaimKey]) -> Op[set[ClaimKey]]:
-        """Return the keys no record points at (all of them when the adapter cannot tell: a move's own stale sources)."""
+    def _unreferenced(self, keys: list[ClaimKey], *, strict: bool = False) -> Op[set[ClaimKey]]:
+        """Return the keys no record points at.
+
+        Without ``find_existing_paths``: with ``strict`` (an object that may be any record's: an
+        orphan to delete or adopt), every record is read to tell; otherwise all the keys are
+        returned (a move's own stale source, or the object of the record it just deleted).
+        """
+        if strict and not self.features.find_existing_paths:
+            try:
+                known = {(StorageTier(r.storage_tier), r.path) for r in (yield from db(SyncStorageAdapter.find_all))}
+            except Exception:
+                logger.warning("s3strata: could not read the records; keeping the objects.", exc_info=True)
+                return set()
+            return {key for key in keys if key not in known}
         out: set[ClaimKey] = set()
         by_tier: dict[StorageTier, list[str]] = {}
         for tier, key in keys:
@@ -197,7 +209,7 @@ class OpsBase:
         except ConflictError:
             return False
         try:
-            if (tier, key) not in (yield from self._unreferenced([(tier, key)])):
+            if (tier, key) not in (yield from self._unreferenced([(tier, key)], strict=True)):
                 done = False
             else:
                 yield S3Call(self.store.delete, (tier, key))

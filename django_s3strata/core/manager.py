@@ -31,7 +31,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
 from typing import IO, Any, TypeVar
 
-from .adapters import LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter, features_of
+from .adapters import AdapterFeatures, LoopBridgeAdapter, StorageAdapter, SyncStorageAdapter, features_of
 from .archival import ArchiveClaim
 from .claims import claim_owner
 from .config import S3StrataAdvancedOptions, S3StrataConfig, parse_tier
@@ -117,7 +117,7 @@ class FileManager:
         if self._sync is None:
             as_sync = getattr(self.adapter, "as_sync", None)
             sync_adapter = as_sync() if as_sync is not None else LoopBridgeAdapter(self.adapter)
-            self._sync = SyncFileManager(self, sync_adapter)
+            self._sync = SyncFileManager(self, sync_adapter, features_of(sync_adapter))
         return self._sync
 
     def _pool(self, bulk: bool = False) -> ThreadPoolExecutor:
@@ -283,11 +283,16 @@ class FileManager:
 class SyncFileManager:
     """The sync face of a FileManager: the same operations, for Django views, Celery tasks and commands."""
 
-    def __init__(self, manager: FileManager, adapter: SyncStorageAdapter) -> None:
+    def __init__(self, manager: FileManager, adapter: SyncStorageAdapter, features: AdapterFeatures | None = None) -> None:
         self.manager = manager
         self.adapter = adapter
         self.objectstore = manager.objectstore
+        #: This face's adapter's own optional methods (a hand-written sync face may have fewer).
+        self.features = features if features is not None else manager.features
         self._ops = manager._ops
+        if self.features != manager.features:
+            self._ops = Operations(manager.config, manager.objectstore, self.features)
+            self._ops.run_sync = manager._ops.run_sync
 
     def _run(self, op: Op[T]) -> T:
         return drive_sync(op, self.adapter)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from .adapters import ClaimKey, SyncStorageAdapter
 from .claims import OpsBase, claim_owner, seconds
 from .config import parse_tier
-from .exceptions import ConflictError, InvalidOptionError, S3StrataError
+from .exceptions import ConflictError, InvalidKeyError, InvalidOptionError, S3StrataError
 from .keys import build_key, check_key, clean_filename, split_key
 from .steps import Op, S3Call, db, now
 from .types import (
@@ -114,7 +114,7 @@ class OrphanOps(OpsBase):
             return None
         record: PhysicalFile | None = None
         try:
-            free = yield from self._unreferenced([(tier, key), *self._siblings(tier, key)])
+            free = yield from self._unreferenced([(tier, key), *self._siblings(tier, key)], strict=True)
             if len(free) == 1 + len(self._siblings(tier, key)):
                 info: ObjectInfo | None = yield S3Call(self.store.head, (tier, key))
                 if info is not None:
@@ -213,7 +213,8 @@ class OrphanOps(OpsBase):
         """Act on chosen keys (a person's selection): each must lie in the tier's prefixes, exist, and be old enough.
 
         The same action as a sweep's; a key that fails a check is visited as "refused" (outside the
-        prefixes) or "skipped" (gone, or younger than the grace period), with the reason.
+        tier's prefixes, or outside the policy's own ``tier`` and ``prefix``) or "skipped" (gone, or
+        younger than the grace period), with the reason.
         """
         _check_action(policy)
         cutoff = now() - timedelta(seconds=self._grace(policy))
@@ -221,6 +222,7 @@ class OrphanOps(OpsBase):
         for key in dict.fromkeys(keys):
             try:
                 check_key(resolved, key)
+                _within_policy(policy, tier, key)
             except S3StrataError as exc:
                 visit(OrphanOutcome(OrphanObject(key, None, None, None, None, tier, resolved.bucket), "refused", error=str(exc)))
                 continue
@@ -280,6 +282,14 @@ class OrphanOps(OpsBase):
 def _older(last_modified: datetime | None, cutoff: datetime | None) -> bool:
     """Return True when an object modified at ``last_modified`` is past the grace period ending at ``cutoff``."""
     return cutoff is None or (last_modified is not None and last_modified <= cutoff)
+
+
+def _within_policy(policy: OrphanPolicy, tier: StorageTier, key: str) -> None:
+    """Raise InvalidKeyError when the policy names a tier or prefix and ``key`` in ``tier`` is outside them."""
+    if policy.tier is not None and parse_tier(policy.tier) is not tier:
+        raise InvalidKeyError(f"{key!r} is in {tier.value}; the policy acts on {parse_tier(policy.tier).value} only.")
+    if policy.prefix and not key.startswith(policy.prefix):
+        raise InvalidKeyError(f"{key!r} is outside the policy's prefix {policy.prefix!r}.")
 
 
 def _check_action(policy: OrphanPolicy) -> None:

@@ -383,7 +383,9 @@ class LoopBridgeAdapter(SyncStorageAdapter):
 
     @property
     def features(self) -> AdapterFeatures:  # type: ignore[override]
-        return features_of(self.adapter)
+        # Never run_after_commit: work the adapter ran on commit would run on the bridge's own loop
+        # thread and, going back through this bridge to the same loop, wait for itself.
+        return dataclasses.replace(features_of(self.adapter), run_after_commit=False)
 
     @classmethod
     def _get_loop(cls) -> asyncio.AbstractEventLoop:

@@ -159,3 +159,16 @@ def test_chosen_keys_outside_the_policys_tier_or_prefix_are_refused(shared: Env)
     manager.sync.sweep_orphan_keys(elsewhere, "HOT", ["public/keep-me.bin"], outcomes.append)
     assert [o.action for o in outcomes] == ["refused", "refused"]
     assert shared.read("HOT", "public/keep-me.bin") == b"k"
+
+
+def test_the_loop_bridge_never_defers_work_to_a_commit() -> None:
+    from django_s3strata.core import LoopBridgeAdapter
+
+    class Transactional(InMemoryAdapter):
+        async def run_after_commit(self, work: Any) -> bool:
+            work()
+            return True
+
+    adapter = Transactional()
+    assert adapter.features.run_after_commit
+    assert not LoopBridgeAdapter(adapter).features.run_after_commit

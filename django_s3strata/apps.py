@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.core.signals import request_finished, request_started
+from django.db import models
+from django.db.models.signals import post_init
 
 from . import services
 from .core.manager import FileManager
@@ -27,6 +29,17 @@ class DjangoS3StrataConfig(AppConfig):
         events.rows_changed.connect(storage.forget_changed, dispatch_uid="s3strata-storage-cache-rows")
         request_started.connect(storage.clear_cache, dispatch_uid="s3strata-storage-cache-start")
         request_finished.connect(storage.clear_cache, dispatch_uid="s3strata-storage-cache-end")
+        # Every FileField on this storage: its instances' names wait for the first url() (one query a page).
+        for model in apps.get_models():
+            names = tuple(
+                f.attname
+                for f in model._meta.concrete_fields
+                if isinstance(f, models.FileField) and isinstance(f.storage, storage.S3StrataStorage)
+            )
+            if names:
+                post_init.connect(
+                    storage.remember_loaded(names), sender=model, weak=False, dispatch_uid=f"s3strata-loaded-{model._meta.label}"
+                )
 
     def file_manager(self) -> FileManager:
         """Return the process-wide FileManager (the model layer reaches it here, never by importing services)."""

@@ -252,6 +252,25 @@ def test_hundred_urls_cost_constant_queries_and_no_s3_request(
     assert s3_requests == []
 
 
+def test_a_page_of_plain_file_fields_looks_its_files_up_in_one_query(
+    s3strata_settings: Env, s3_requests: list[str], django_assert_num_queries: Any
+) -> None:
+    from django_s3strata.storage import clear_cache
+
+    for i in range(100):
+        Report.objects.create(name=f"r{i}", pdf=ContentFile(b"x", name=f"{i}.pdf"))
+    clear_cache()
+    s3_requests.clear()
+    page = Template("{% for r in reports %}<a href='{{ r.pdf.url }}'>{{ r.name }}</a>{% endfor %}")
+    with django_assert_num_queries(2):  # the reports, then their files in one query: no prefetch_files call
+        html = page.render(Context({"reports": Report.objects.all()}))
+    assert html.count("<a href='http://127.0.0.1") == 100
+    assert all(
+        f"/{r.pdf.name.rsplit('/', 1)[-1]}'" in html or r.pdf.name.rsplit("/", 1)[-1] in html for r in Report.objects.all()
+    )
+    assert s3_requests == []
+
+
 def test_contract_file_is_deleted_with_its_owner(s3strata_settings: Env, django_capture_on_commit_callbacks: Any) -> None:
     env = s3strata_settings
     form = modelform_factory(Contract, fields=["customer", "scan"])(

@@ -9,6 +9,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .core.config import MAX_PRESIGN_EXPIRY, ResolvedTier, resolve_tier, tier_clash
 from .core.exceptions import AccessDeniedError, BucketNotFoundError, ConfigurationError, S3StrataError
+from .core.objectstore import ObjectStore
 from .core.types import StorageTier
 
 if TYPE_CHECKING:
@@ -144,14 +145,21 @@ def _celery_schedule_messages() -> list[CheckMessage]:
     return messages
 
 
-@register(Tags.compatibility, deploy=True)
-def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """With ``check --deploy``: ask S3 whether both buckets exist and the credentials work."""
+def _object_store() -> ObjectStore | None:
+    """Return the process-wide manager's ObjectStore, or None when the settings cannot build one."""
     from .services import get_file_manager
 
     try:
-        store = get_file_manager().objectstore
+        return get_file_manager().objectstore
     except S3StrataError:
+        return None
+
+
+@register(Tags.compatibility, deploy=True)
+def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With ``check --deploy``: ask S3 whether both buckets exist and the credentials work."""
+    store = _object_store()
+    if store is None:
         return []  # reported by check_settings
     messages: list[CheckMessage] = []
     for tier in StorageTier:
@@ -199,11 +207,8 @@ def check_public_read(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     list the bucket), so it could only be tested by writing one. A tier served through
     PUBLIC_BASE_URL (a CDN) is skipped, and so is a bucket whose policy cannot be read.
     """
-    from .services import get_file_manager
-
-    try:
-        store = get_file_manager().objectstore
-    except S3StrataError:
+    store = _object_store()
+    if store is None:
         return []  # reported by check_settings
     messages: list[CheckMessage] = []
     for tier in StorageTier:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from .env import ACCESS_KEY, SECRET_KEY, Servers, point
 from .measure import Measure, MiB, Queries, Requests, best_time, pool, settle, timed
@@ -178,18 +179,45 @@ def case_urls(b: Bench) -> None:
     theirs = best_time(lambda: [peer.url(f"private/{i}.txt") for i in range(slow_n)])
     b.results.append(entry("presigned URL for a private file", "URLs/s", n / ours, slow_n / raw, peer=slow_n / theirs, target=10,
                            requests={"ours": ours_req.take()}, downloads=True, signature_enforced=enforced))  # fmt: skip
-    m = n * 10
+    # Temporary keys (an IAM role, STS): the signer reads the current credentials on every call and
+    # adds X-Amz-Security-Token. Signing only: SeaweedFS refuses session tokens its own STS did not issue.
+    import boto3
+    from botocore.config import Config
+
+    from django_s3strata.core import S3StrataConfig
+    from django_s3strata.core.objectstore import ObjectStore
+
     host, port = b.servers.endpoints[0]
+    token = "IQoJb3JpZ2luX2VjE" + "Lz/+x9" * 120  # as long as a real STS token (about 700 characters)
+    tokened = ObjectStore(S3StrataConfig(endpoint=host, port=port, use_ssl=False, access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+                                         session_token=token, hot_bucket=hot, cold_bucket=cold))  # fmt: skip
+    sts_client = boto3.client(
+        "s3", endpoint_url=b.servers.url(), aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        aws_session_token=token, region_name="us-east-1", config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )  # fmt: skip
+    assert "X-Amz-Security-Token=" in tokened.presigned_url(StorageTier.HOT, "private/probe.txt", 60)
+    ours = best_time(lambda: [tokened.presigned_url(StorageTier.HOT, f"private/{i}.txt", 3600) for i in range(n)])
+    raw = best_time(
+        lambda: [sts_client.generate_presigned_url("get_object", Params={"Bucket": hot, "Key": f"private/{i}.txt"}, ExpiresIn=3600)
+                 for i in range(slow_n)]
+    )  # fmt: skip
+    b.results.append(entry("presigned URL with a session token", "URLs/s", n / ours, slow_n / raw, target=10))
+    m = n * 10
     hot_tier = StorageTier.HOT  # a local, as the raw side's host, port and bucket are (an Enum attribute costs 0.1 µs)
     ours = best_time(lambda: [store.public_url(hot_tier, f"public/{i}.txt") for i in range(m)], repeat=5)
-    raw = best_time(lambda: [f"http://{host}:{port}/{hot}/public/{i}.txt" for i in range(m)], repeat=5)
+    # A correct raw URL escapes the key (a name with a space or "#" would break a bare f-string).
+    raw = best_time(lambda: [f"http://{host}:{port}/{hot}/{quote(f'public/{i}.txt', safe='/~')}" for i in range(m)], repeat=5)
     public_peer = peer_storage(b.servers, hot, querystring_auth=False)
     theirs = best_time(lambda: [public_peer.url(f"public/{i}.txt") for i in range(m // 10)])
     b.results.append(entry("public URL", "URLs/s", m / ours, m / raw, peer=(m // 10) / theirs, target=0.8,
-                           against="raw string formatting"))  # fmt: skip
+                           against="raw f-string with urllib.parse.quote"))  # fmt: skip
 
 
 # -- small uploads ----------------------------------------------------------------------------------
+
+
+#: Uploads of the one-at-a-time case: a script or a view storing files in a loop.
+SEQUENTIAL = 300
 
 
 def case_uploads(b: Bench) -> None:
@@ -227,6 +255,14 @@ def case_uploads(b: Bench) -> None:
             return threaded(lambda i: sync.upload(payload, UploadOptions(filename=f"t{r}-{i}.bin")))
         if name == "core":
             return threaded(lambda i: core.sync.upload(payload, UploadOptions(filename=f"c{r}-{i}.bin")))
+        if name == "one by one":
+            return timed(
+                lambda: [sync.upload(payload, UploadOptions(filename=f"o{r}-{i}.bin")) for i in range(SEQUENTIAL)]
+            ).seconds
+        if name == "raw one by one":
+            return timed(
+                lambda: [client.put_object(Bucket=hot, Key=f"rawo/{r}-{i}.bin", Body=payload) for i in range(SEQUENTIAL)]
+            ).seconds
         return threaded(lambda i: client.put_object(Bucket=hot, Key=f"raw/{r}-{i}.bin", Body=payload))
 
     # Interleaved rounds, the best of each side counts: these machines drift by a third from one
@@ -234,7 +270,7 @@ def case_uploads(b: Bench) -> None:
     best: dict[str, float] = {}
     counts: dict[str, dict[str, Any]] = {}
     for r in range(b.args.repeat):
-        for name in ("async", "threads", "core", "raw"):
+        for name in ("async", "threads", "core", "raw", "one by one", "raw one by one"):
             best[name] = min(best.get(name, float("inf")), side(name, r))
             counts[name] = {"requests": (raw_req if name == "raw" else ours_req).take(), "queries": b.queries.take()}
     ours_async, ours_threads, ours_core, raw = (best[k] for k in ("async", "threads", "core", "raw"))
@@ -252,6 +288,9 @@ def case_uploads(b: Bench) -> None:
     b.results.append(entry(f"upload {n:,} x 4 KiB, 16 threads, core without a database", ours=n / ours_core,
                            note="diagnostic: the same uploads with the InMemoryAdapter, to separate S3 work from database work",
                            **per))  # fmt: skip
+    b.results.append(entry(f"upload {SEQUENTIAL} x 4 KiB one at a time (sync API, one thread, with the row)", "files/s",
+                           SEQUENTIAL / best["one by one"], SEQUENTIAL / best["raw one by one"], target=0.9,
+                           against="a raw put_object loop", queries={"ours": counts["one by one"]["queries"]}))  # fmt: skip
     # Throughput against concurrency, for the plot.
     m = b.args.sweep_files
     sweep: dict[str, list[float]] = {"threads": [], "ours": [], "ours_core": [], "boto3": []}
@@ -535,6 +574,7 @@ def case_orphans(b: Bench) -> None:
             listed = listing()
         assert listed == n
         memory[n] = ours.memory_mib
+        _orphans_through_core(b, manager, n, raw)
         b.results.append(entry(f"orphan scan, {n:,} objects, 10% orphans", "objects/s", n / ours.seconds, n / raw.seconds, target=0.9,
                                against="raw paginated listing", memory={"ours": ours.memory_mib, "boto3": raw.memory_mib},
                                requests={"ours": counts, "boto3": raw_req.take()}, queries={"ours": queries}))  # fmt: skip
@@ -545,6 +585,25 @@ def case_orphans(b: Bench) -> None:
                                target=8, op="<=", against="same at both sizes (MiB apart)",
                                memory={"ours": memory[sizes[-1]]}, sizes={str(k): v for k, v in memory.items()}))  # fmt: skip
     clear_rows()
+
+
+def _orphans_through_core(b: Bench, manager: Any, n: int, raw: Measure) -> None:
+    """The core's list_orphan_objects over the same bucket: with the in-memory adapter and with the Django adapter."""
+    from django_s3strata.core import FileManager, InMemoryAdapter, StorageTier
+    from django_s3strata.models import PhysicalFile
+
+    memory_adapter = InMemoryAdapter()
+    for path in PhysicalFile.objects.values_list("path", flat=True).iterator(chunk_size=5000):
+        memory_adapter.sync_adapter.create(StorageTier.HOT, path.rsplit("/", 1)[-1], path, None)
+    faces = {"in-memory adapter": FileManager(manager.config, memory_adapter).sync, "Django adapter": manager.sync}
+    for name, face in faces.items():
+        with Measure() as ours:
+            found = len(face.list_orphan_objects(tier="HOT"))
+        assert found == len(range(0, n, 10)), (name, found)
+        b.results.append(entry(f"orphan scan through the core, {name}, {n:,} objects", "objects/s", n / ours.seconds,
+                               n / raw.seconds, target=0.9, against="raw paginated listing",
+                               memory={"ours": ours.memory_mib, "boto3": raw.memory_mib},
+                               memory_bound=("<=", raw.memory_mib + 8)))  # fmt: skip
 
 
 # -- Django -----------------------------------------------------------------------------------------
@@ -610,7 +669,53 @@ def case_django(b: Bench, rows: int = 100) -> None:
                            ratio=peer_url / ours_url, target=5, against="django-storages S3Storage.url() (their cost / ours)",
                            extra_ok=s3_requests == 0 and queries <= 3, s3_requests=s3_requests, page_queries=queries,
                            page_us_per_row={"ours": ours_page * 1e6, "boto3": raw_page * 1e6, "django-storages": peer_page * 1e6}))  # fmt: skip
+    _plain_file_field_page(b, manager, rows, hot)
     clear_rows()
+
+
+def _plain_file_field_page(b: Bench, manager: Any, rows: int, hot: str) -> None:
+    """A page of rows with a plain FileField on S3StrataStorage, rendering ``.url``, with no prefetch call in the view."""
+    from django.db import connection
+    from django.template import Context, Engine
+    from django.test.utils import CaptureQueriesContext
+
+    from bench.pages.models import Attachment
+    from django_s3strata.models import PhysicalFile
+    from django_s3strata.storage import S3StrataStorage, clear_cache
+
+    Attachment.objects.all().delete()
+    paths = list(PhysicalFile.objects.order_by("id").values_list("path", flat=True)[:rows])
+    Attachment.objects.bulk_create([Attachment(file=path.split("/", 1)[1]) for path in paths])  # the name is the key suffix
+    assert isinstance(Attachment._meta.get_field("file").storage, S3StrataStorage)
+    source = '{% for f in files %}<a href="{{ f.file.url }}">{{ f.file.name }}</a>\n{% endfor %}'
+    template, raw_template = Engine().from_string(source), Engine().from_string(source.replace("f.file.", "f."))
+    client = b.servers.client()
+
+    def sign(path: str) -> str:
+        return client.generate_presigned_url("get_object", Params={"Bucket": hot, "Key": path}, ExpiresIn=3600)
+
+    def page() -> str:
+        clear_cache()  # as at the start of each request: every page looks its files up anew
+        return template.render(Context({"files": Attachment.objects.order_by("id")[:rows]}))
+
+    def raw_page() -> str:
+        # The same rows read the same way, each name signed by boto3: what the page costs without our lookup.
+        links = [_Link(r, sign) for r in PhysicalFile.objects.order_by("id")[:rows]]
+        return raw_template.render(Context({"files": links}))
+
+    ours_req = Requests().watch(*ours_clients(manager))
+    with CaptureQueriesContext(connection) as ctx:
+        rendered = page()
+    queries, s3_requests = len(ctx.captured_queries), sum(ours_req.take().values())
+    urls = [html.unescape(u) for u in re.findall(r'href="([^"]+)"', rendered)]
+    assert len(urls) == rows and fetch(urls[-1]) == (200, b"page"), "a URL of the page must download its file"
+    assert len(re.findall(r'href="http', raw_page())) == rows, "the raw page must sign every row"
+    raw = best_time(raw_page, b.args.page_repeat) / rows
+    ours = best_time(page, b.args.page_repeat) / rows
+    b.results.append(entry(f"Django: {rows}-row list, plain FileField on S3StrataStorage", "µs/row", ours * 1e6, raw * 1e6,
+                           ratio=raw / ours, target=1, against="the same page signing with generate_presigned_url (their cost / ours)",
+                           extra_ok=s3_requests == 0 and queries <= 3, s3_requests=s3_requests, page_queries=queries))  # fmt: skip
+    Attachment.objects.all().delete()
 
 
 # -- async under load -------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def setup_django(database: Database, servers: Servers) -> None:
     from django.conf import settings
 
     settings.configure(
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_s3strata"],
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django_s3strata", "bench.pages"],
         DATABASES={"default": database.settings},
         USE_TZ=True,
         TIME_ZONE="UTC",
@@ -215,7 +215,7 @@ def setup_django(database: Database, servers: Servers) -> None:
     django.setup()
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+    call_command("migrate", verbosity=0, run_syncdb=True)
 
 
 def point(s3strata: dict[str, Any]) -> Any:

@@ -14,15 +14,15 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections, router, transaction
-from django.db.models import Q
+from django.db.models import Case, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from . import events
 from .core.adapters import AdapterFeatures, ClaimKey, Move, SyncBackedAdapter, SyncStorageAdapter
-from .core.types import UNSET, FileId, ObjectInfo, StorageTier
+from .core.types import UNSET, FileId, ObjectInfo, RestoreFields, StorageTier
 from .events import Change
 from .inserts import IN_TRANSACTION, AsyncInserts
-from .models import ObjectClaim, PhysicalFile
+from .models import RESTORE_FIELDS, ObjectClaim, PhysicalFile
 from .querysets import in_array
 
 __all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
@@ -72,8 +72,9 @@ def _changes(storage_tier: Any, path: Any, hot_until: Any, now: datetime | None 
         changes["hot_until"] = _ms(hot_until)
     changes["updated_at"] = now or now_ms()
     if "storage_tier" in changes:
-        # A committed tier move ends any archival claim on the row.
+        # A committed tier move ends any archival claim on the row, and any restore: a new object, a new class.
         changes["lease_owner"] = changes["lease_until"] = None
+        changes.update(dict.fromkeys(RESTORE_FIELDS))
     return changes
 
 
@@ -191,7 +192,14 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
     """Records as PhysicalFile rows: plain ORM calls on the routed database, the one implementation."""
 
     features = AdapterFeatures(
-        find_existing_paths=True, create_stored=True, update_if=True, update_many_if=True, claims=True, run_after_commit=True
+        find_existing_paths=True,
+        create_stored=True,
+        update_if=True,
+        update_many_if=True,
+        claims=True,
+        run_after_commit=True,
+        records_etag=True,
+        record_restore=True,
     )
 
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
@@ -230,11 +238,14 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         storage_tier: Any = UNSET,
         path: Any = UNSET,
         hot_until: Any = UNSET,
+        etag: Any = UNSET,
     ) -> PhysicalFile | None:
         before = _where(id, expected_tier, expected_path).first()
         if before is None:
             return None
         changes = _changes(storage_tier, path, hot_until)
+        if etag is not UNSET:
+            changes["etag"] = etag  # records_etag: a move's copy's ETag (through update_many_if)
         # The UPDATE re-checks the location, so of two racing moves exactly one commits.
         if not _where(id, expected_tier, expected_path).update(**changes):
             return None
@@ -250,6 +261,7 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         out: list[PhysicalFile | None] = []
         changed: list[Change] = []
         groups: dict[tuple[tuple[str, Any], ...], list[Any]] = defaultdict(list)
+        etags: dict[Any, str | None] = {}
         with transaction.atomic(using=using):
             # The rows stay locked until the commit, so checking their location here is race-free;
             # only the location is read back: the records in hand are the rest.
@@ -265,13 +277,17 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
                     continue
                 changes = _changes(*(given.get(k, UNSET) for k in ("storage_tier", "path", "hot_until")), now=now)
                 before = _applied(record, {"hot_until": found[2]})
-                after = _applied(before, changes)
+                after = _applied(before, {**changes, **({"etag": given["etag"]} if "etag" in given else {})})
                 out.append(after)
                 groups[tuple(sorted(changes.items()))].append(record.pk)
+                if "etag" in given:
+                    etags[record.pk] = given["etag"]  # each copy's own: set in the same UPDATE, row by row
                 changed.append(Change(before, after))
             # One UPDATE for all rows that change alike (an archival batch: all of them).
             for changes_key, ids in groups.items():
-                PhysicalFile.objects.filter(pk__in=ids).update(**dict(changes_key))
+                per_row = [When(pk=pk, then=Value(etags[pk])) for pk in ids if pk in etags]
+                etag = {"etag": Case(*per_row, default=F("etag"), output_field=TextField())} if per_row else {}
+                PhysicalFile.objects.filter(pk__in=ids).update(**dict(changes_key), **etag)
             events.publish(changed)
         return out
 
@@ -297,6 +313,19 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
 
     def release_keys(self, owner: str, keys: list[ClaimKey]) -> None:
         release_keys(owner, keys)
+
+    def record_restore(
+        self, id: FileId, expected_tier: StorageTier, expected_path: str, fields: RestoreFields
+    ) -> PhysicalFile | None:
+        # Only the restore columns, only where the object was looked at: a move that committed meanwhile wins.
+        changes: dict[str, Any] = {k: v for k, v in fields.items() if k in RESTORE_FIELDS}
+        changes["updated_at"] = now_ms()
+        before = _where(id, expected_tier, expected_path).first()
+        if before is None or not _where(id, expected_tier, expected_path).update(**changes):
+            return None
+        after = _applied(before, changes)
+        events.publish([Change(before, after)])  # a restore found complete sends file_restored
+        return after
 
     def run_after_commit(self, work: Callable[[], object]) -> bool:
         using = router.db_for_write(PhysicalFile)

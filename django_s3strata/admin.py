@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Field, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -23,6 +23,7 @@ from django.utils.translation import ngettext, ngettext_lazy
 
 from . import operations
 from .admin_orphans import OrphansPage
+from .admin_restore import RestorePage
 from .core.config import MAX_DURATION
 from .core.exceptions import S3StrataError
 from .core.keys import unique_suffix
@@ -182,7 +183,17 @@ def _action_part(action: Any, part: str) -> Any:
 class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Files by tier and visibility; moves, hot durations and deletes as actions, and as buttons on the change page."""
 
-    list_display = ["id", "filename", "storage_tier", "visibility_label", "size", "hot_until", "created_at", "open_link"]
+    list_display = [
+        "id",
+        "filename",
+        "storage_tier",
+        "archive_label",
+        "visibility_label",
+        "size",
+        "hot_until",
+        "created_at",
+        "open_link",
+    ]
     list_filter = ["storage_tier", VisibilityFilter, ExpiryFilter]
     search_fields = ["filename", "path"]
     date_hierarchy = "created_at"
@@ -207,6 +218,7 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "make_private",
         "set_hot_duration",
         "archive_now",
+        "request_restore",
         "delete_with_objects",
     ]
 
@@ -222,6 +234,15 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         except ValueError:
             return "?"
 
+    @admin.display(description=_("archive"))
+    def archive_label(self, obj: PhysicalFile) -> str:
+        # From the row alone: a list page makes no S3 request.
+        status = obj.restore_status
+        pending = _(", then to %(tier)s") % {"tier": obj.restore_move_to} if obj.restore_move_to else ""
+        if status.state.value == "READABLE":
+            return "-"
+        return format_html('<span style="white-space: nowrap">{}{}</span>', status, pending)
+
     def _url(self, obj: PhysicalFile) -> tuple[str | None, str]:
         """Return (URL, "") or, for a row whose path is outside its tier's prefixes, (None, why)."""
         try:
@@ -230,9 +251,19 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         except S3StrataError as exc:  # a path no URL can be built for must not break the whole page
             return None, str(exc)
 
+    def _open_url(self, obj: PhysicalFile) -> tuple[str | None, str]:
+        """Return the download view's link (it survives moves), or the object's URL without ``django_s3strata.urls``."""
+        url, why = self._url(obj)
+        if url is None:
+            return None, why
+        try:
+            return obj.download_url(disposition="inline"), ""
+        except NoReverseMatch:
+            return url, ""
+
     @admin.display(description=_("open"))
     def open_link(self, obj: PhysicalFile) -> str:
-        url, why = self._url(obj)
+        url, why = self._open_url(obj)
         if url is None:
             return format_html('<span class="s3strata-no-link" title="{}">-</span>', why)
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, _("open"))
@@ -396,6 +427,10 @@ class PhysicalFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "action": "set_hot_duration",
             },
         )
+
+    @admin.action(description=_("Request restore (archived files)…"), permissions=["change_tier"])
+    def request_restore(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> HttpResponse | None:
+        return RestorePage(self).action(request, queryset)
 
     @admin.action(description=_("Delete files and their objects…"), permissions=["delete"])
     def delete_with_objects(self, request: HttpRequest, queryset: QuerySet[PhysicalFile]) -> HttpResponse | None:

@@ -19,6 +19,14 @@ def _entries(options: dict[str, Any]) -> dict[str, tuple[str, int, dict[str, Any
         )
     if options["VERIFY_INTERVAL"]:
         entries["s3strata-verify"] = ("django_s3strata.tasks.verify_files", options["VERIFY_INTERVAL"], {})
+    if options["UNREFERENCED_SWEEP_INTERVAL"]:
+        entries["s3strata-unreferenced"] = (
+            "django_s3strata.tasks.sweep_unreferenced",
+            options["UNREFERENCED_SWEEP_INTERVAL"],
+            {"mode": options["UNREFERENCED_SWEEP_MODE"]},
+        )
+    if options["RESTORE_POLL_INTERVAL"]:
+        entries["s3strata-restores"] = ("django_s3strata.tasks.complete_restores", options["RESTORE_POLL_INTERVAL"], {})
     return entries
 
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Info, Tags, Warning, register
 
 from .core.config import MAX_PRESIGN_EXPIRY, ResolvedTier, resolve_tier, tier_clash
-from .core.exceptions import AccessDeniedError, BucketNotFoundError, ConfigurationError, S3StrataError
+from .core.exceptions import AccessDeniedError, BucketNotFoundError, ConfigurationError, CredentialsError, S3StrataError
 from .core.objectstore import ObjectStore
 from .core.types import StorageTier
 
 if TYPE_CHECKING:
     from .conf import S3StrataSettings
 
-__all__ = ["UPLOAD_MARGIN", "check_buckets_exist", "check_direct_upload_urls", "check_public_read", "check_settings"]
+__all__ = [
+    "UPLOAD_MARGIN",
+    "check_buckets_exist",
+    "check_credentials",
+    "check_direct_upload_urls",
+    "check_minimum_archive_durations",
+    "check_public_read",
+    "check_settings",
+    "check_versioning",
+]
 
 #: How long after its grant expires a direct upload may still be finalised (seconds): the finalize
 #: ticket lives DIRECT_UPLOAD_EXPIRES plus this hour. The orphan grace period must cover both, or
@@ -27,6 +36,9 @@ TASKS = {
     "django_s3strata.tasks.sweep_orphans",
     "django_s3strata.tasks.verify_files",
     "django_s3strata.tasks.apply_file_action",
+    "django_s3strata.tasks.sweep_unreferenced",
+    "django_s3strata.tasks.restore_files",
+    "django_s3strata.tasks.complete_restores",
 }
 
 
@@ -115,8 +127,9 @@ def _tier_message(tier: StorageTier, exc: ConfigurationError, raw: Any) -> Check
         keys = missing_keys(tier, exc.missing, block)
         return Error(
             f"The {tier.value} tier has no {', '.join(f.replace('_', ' ') for f in exc.missing)}: set {', '.join(keys)}.",
-            hint=f"Set ENDPOINT, ACCESS_KEY, SECRET_KEY and {tier.value}_BUCKET in settings.S3STRATA, "
-            f"or a {tier.value!r} sub-dict with ENDPOINT, ACCESS_KEY, SECRET_KEY and BUCKET.",
+            hint=f"Set ENDPOINT and {tier.value}_BUCKET in settings.S3STRATA, or a {tier.value!r} sub-dict with "
+            "ENDPOINT and BUCKET. Credentials: ACCESS_KEY with SECRET_KEY (SESSION_TOKEN only with both), "
+            "or none of them for boto3's default credential chain (PROFILE names a shared-config profile).",
             id="s3strata.E002",
         )
     overlap = "overlap" in str(exc)
@@ -167,12 +180,15 @@ def check_buckets_exist(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         where = f"The {tier.value} bucket {resolved.bucket!r} at {resolved.endpoint_url}"
         try:
             store.require_bucket(tier)
+        except CredentialsError:
+            continue  # no credentials at all: reported by check_credentials
         except AccessDeniedError as exc:
             # The bucket may well exist: S3 answers a HEAD of a bucket the keys may not read with 403.
+            keys = "ACCESS_KEY and SECRET_KEY" if resolved.access_key else f"credentials ({resolved.describe_credentials()})"
             messages.append(
                 Error(
                     f"{where} refused the credentials (HeadBucket answered {exc.code or 403}).",
-                    hint=f"Check the {tier.value} tier's ACCESS_KEY and SECRET_KEY, and that their policy allows "
+                    hint=f"Check the {tier.value} tier's {keys}, and that their policy allows "
                     f"s3:ListBucket on {resolved.bucket!r}, which HeadBucket needs.",
                     id="s3strata.E010",
                 )
@@ -235,6 +251,117 @@ def check_public_read(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     return messages
 
 
+def _expires_noncurrent(rules: list[dict[str, Any]], prefixes: list[str]) -> bool:
+    """Return True when an enabled rule expires noncurrent versions of every key under ``prefixes``.
+
+    A rule limited to tagged objects or to a size range does not count: untagged files would keep
+    their old versions.
+    """
+    for rule in rules:
+        if rule.get("Status") != "Enabled" or not rule.get("NoncurrentVersionExpiration"):
+            continue
+        where = rule.get("Filter") or {}
+        both = where.get("And") or {}
+        if any(name in where or name in both for name in ("Tag", "Tags", "ObjectSizeGreaterThan", "ObjectSizeLessThan")):
+            continue
+        prefix = where.get("Prefix", both.get("Prefix", rule.get("Prefix", ""))) or ""
+        if all(p.startswith(prefix) for p in prefixes):
+            return True
+    return False
+
+
+@register(Tags.compatibility, deploy=True)
+def check_versioning(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With ``check --deploy``: warn when a tier's bucket keeps versions that nothing ever expires.
+
+    On a versioned bucket a delete only adds a delete marker, and an archived or replaced file's
+    bytes stay as a noncurrent version: they keep costing until a lifecycle rule with
+    NoncurrentVersionExpiration removes them. Reads GetBucketVersioning and the lifecycle rules;
+    a bucket that does not answer them (no permission, a provider without them) is skipped.
+    """
+    store = _object_store()
+    if store is None:
+        return []  # reported by check_settings
+    messages: list[CheckMessage] = []
+    seen: set[tuple[str, str]] = set()
+    for tier in StorageTier:
+        resolved = store.tier(tier)
+        try:
+            if store.bucket_versioning(tier) != "Enabled":
+                continue
+            rules = store.lifecycle_rules(tier)
+        except S3StrataError:
+            continue  # no permission, or a provider without versioning: nothing to say
+        prefixes = [f"{resolved.public_prefix}/", f"{resolved.private_prefix}/"]
+        if _expires_noncurrent(rules, prefixes) or (resolved.endpoint_url, resolved.bucket) in seen:
+            continue
+        seen.add((resolved.endpoint_url, resolved.bucket))
+        messages.append(
+            Warning(
+                f"The {tier.value} bucket {resolved.bucket!r} has versioning enabled and no lifecycle rule that "
+                f"expires noncurrent versions under {' and '.join(prefixes)}: every deleted, archived or replaced "
+                "file keeps its bytes (and its cost) as an old version forever.",
+                hint="Add a lifecycle rule with NoncurrentVersionExpiration (e.g. NoncurrentDays 30) and "
+                "Expiration ExpiredObjectDeleteMarker to the bucket (docs/providers.md, Versioned buckets), "
+                "or suspend versioning if you do not need it.",
+                id="s3strata.W005",
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility, deploy=True)
+def check_credentials(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With ``check --deploy``: say where each tier's credentials come from; warn about static keys in settings.
+
+    Loads the credentials as the tiers' clients do (boto3's chain may ask a credentials endpoint once)
+    and reports botocore's name for their source ("explicit" for keys in the settings; "env",
+    "shared-credentials-file", "sso", "assume-role-with-web-identity", "container-role", "iam-role" ...).
+    """
+    store = _object_store()
+    if store is None:
+        return []  # reported by check_settings
+    messages: list[CheckMessage] = []
+    for tier in StorageTier:
+        resolved = store.tier(tier)
+        try:
+            method = store.credential_method(tier)
+        except S3StrataError as exc:
+            method, failure = None, str(exc)
+        else:
+            failure = "boto3's default credential chain found none"
+        if method is None:
+            messages.append(
+                Error(
+                    f"The {tier.value} tier has no credentials: {failure}.",
+                    hint="Set ACCESS_KEY and SECRET_KEY, or give boto3's chain credentials: an instance profile, "
+                    "an ECS task role, EKS IRSA (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE), PROFILE, or "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment.",
+                    id="s3strata.E011",
+                )
+            )
+            continue
+        messages.append(
+            Info(
+                f"The {tier.value} tier signs with {resolved.describe_credentials()} (botocore: {method!r}).",
+                id="s3strata.I001",
+            )
+        )
+        if resolved.access_key is not None:
+            [key] = store.config.setting_names(tier, ("access_key",))
+            messages.append(
+                Warning(
+                    f"The {tier.value} tier uses static keys from the settings ({key}): long-lived keys in settings "
+                    "leak with the settings file and do not rotate.",
+                    hint="On AWS, leave ACCESS_KEY and SECRET_KEY out and grant the instance profile, ECS task role or "
+                    "EKS service account (IRSA) access; elsewhere read them from the environment or a secret store. "
+                    "An S3-compatible server with static keys only: add 's3strata.W006' to SILENCED_SYSTEM_CHECKS.",
+                    id="s3strata.W006",
+                )
+            )
+    return messages
+
+
 @register(Tags.urls)
 def check_direct_upload_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Warn when a field asks for direct uploads but the URLconf lacks ``django_s3strata.urls``."""
@@ -275,4 +402,51 @@ def check_direct_upload_urls(app_configs: Any = None, **kwargs: Any) -> list[Che
                 id="s3strata.W003",
             )
         )
+    return messages
+
+
+@register(Tags.compatibility, deploy=True)
+def check_minimum_archive_durations(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With ``check --deploy``: warn when objects would leave an archive class before S3's minimum storage duration.
+
+    S3 bills GLACIER objects for at least 90 days and DEEP_ARCHIVE ones for 180: one deleted or
+    moved out sooner is charged for the days left (the early-deletion charge). Found from the
+    settings alone: a HOT tier writing an archive class that archival empties after the hot
+    duration, and unreferenced COLD files deleted after a shorter grace period.
+    """
+    from .conf import get_settings
+    from .core.restore import ARCHIVE_CLASSES
+
+    try:
+        parsed = get_settings()
+    except S3StrataError:
+        return []  # check_settings reports it
+    options, day = parsed.options, 86400
+    messages: list[CheckMessage] = []
+
+    def early(tier: StorageTier, leaves_after: float, how: str) -> None:
+        storage_class = (parsed.layout.tiers[tier].storage_class or "").upper()
+        minimum = ARCHIVE_CLASSES.get(storage_class)
+        if minimum is None or leaves_after >= minimum * day:
+            return
+        messages.append(
+            Warning(
+                f"The {tier.value} tier writes {storage_class}, which S3 bills for at least {minimum} days, but {how} "
+                f"after about {leaves_after / day:.1f} days: each such object is charged the early-deletion fee for the "
+                f"{minimum} days less the days it stayed (docs/archive.md).",
+                hint=f"Keep objects at least {minimum} days in {storage_class}, or write a class without a minimum "
+                "duration there (STANDARD_IA has 30 days, GLACIER_IR 90 but no restore).",
+                id="s3strata.W007",
+            )
+        )
+
+    if options["ARCHIVE_INTERVAL"]:
+        hot = options["STORAGE_HOT_DURATION"]
+        early(
+            StorageTier.HOT,
+            (hot or 0) + options["ARCHIVE_INTERVAL"],
+            "archival (ARCHIVE_INTERVAL, STORAGE_HOT_DURATION) moves them to COLD",
+        )
+    if options["UNREFERENCED_SWEEP_INTERVAL"] and options["UNREFERENCED_SWEEP_MODE"] == "delete":
+        early(StorageTier.COLD, options["UNREFERENCED_GRACE"], "the unreferenced sweep (UNREFERENCED_GRACE) deletes them")
     return messages

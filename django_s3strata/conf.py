@@ -47,6 +47,28 @@ DJANGO_OPTIONS: dict[str, Any] = {
     "DIRECT_UPLOAD_MULTIPART_THRESHOLD": 64 * 1024 * 1024,
     "DIRECT_UPLOAD_PART_SIZE": 16 * 1024 * 1024,
     "DIRECT_UPLOAD_RATE_LIMIT": (100, 3600),
+    # How a browser sends a file below the multipart threshold: "post" (a POST policy) or "put" (a
+    # presigned PUT, for providers without POST Object such as Cloudflare R2; docs/providers.md).
+    "DIRECT_UPLOAD_METHOD": "post",
+    # Download links (docs/django.md): who may download by id (None: PUBLIC files for anyone,
+    # PRIVATE files for users with s3strata.view_physicalfile; or a "dotted.path" to a callable
+    # (request, file) -> bool), how long the URL the view redirects to lasts (seconds), and
+    # "attachment" or "inline" when the link does not say.
+    "DOWNLOAD_AUTHORIZE": None,
+    "DOWNLOAD_URL_EXPIRES": 60,
+    "DOWNLOAD_DISPOSITION": "attachment",
+    # Unreferenced files (rows no field points at): how old one must be before it counts
+    # (seconds; a direct upload's ref lives 24 hours), and the beat interval (None: not scheduled).
+    "UNREFERENCED_GRACE": 86400,
+    "UNREFERENCED_SWEEP_INTERVAL": None,
+    "UNREFERENCED_SWEEP_MODE": "report",
+    # The deep archive (docs/archive.md): how often the beat task checks pending restores (seconds;
+    # None leaves it out of the schedule), how many rows one run checks (one HEAD each), and the
+    # days and retrieval tier of restores the admin, the command and pending moves request.
+    "RESTORE_POLL_INTERVAL": 900,
+    "RESTORE_POLL_BATCH": 200,
+    "RESTORE_DAYS": 3,
+    "RESTORE_RETRIEVAL": "Standard",
 }
 
 
@@ -92,6 +114,11 @@ def _check_direct_uploads(options: dict[str, Any]) -> None:
                 parse_pattern(pattern)
         except InvalidOptionError as exc:
             raise ConfigurationError(f"settings.S3STRATA['DIRECT_UPLOAD_CONTENT_TYPES']: {exc}") from None
+    if options["DIRECT_UPLOAD_METHOD"] not in ("post", "put"):
+        raise ConfigurationError(
+            f"settings.S3STRATA['DIRECT_UPLOAD_METHOD']={options['DIRECT_UPLOAD_METHOD']!r} is invalid: "
+            "give 'post' (a presigned POST policy) or 'put' (a presigned PUT, for providers without POST Object)."
+        )
     rate = options["DIRECT_UPLOAD_RATE_LIMIT"]
     if rate is not None and not (
         isinstance(rate, list | tuple)
@@ -102,6 +129,66 @@ def _check_direct_uploads(options: dict[str, Any]) -> None:
             f"settings.S3STRATA['DIRECT_UPLOAD_RATE_LIMIT']={rate!r} is invalid: "
             "give (starts, seconds), e.g. (100, 3600), or None."
         )
+
+
+def _check_downloads(options: dict[str, Any]) -> None:
+    """Refuse download and unreferenced-file options that no link or sweep could honour."""
+    from .core.config import MAX_PRESIGN_EXPIRY
+
+    expires = options["DOWNLOAD_URL_EXPIRES"]
+    if isinstance(expires, bool) or not isinstance(expires, int) or not 1 <= expires <= MAX_PRESIGN_EXPIRY:
+        raise ConfigurationError(
+            f"settings.S3STRATA['DOWNLOAD_URL_EXPIRES']={expires!r} is invalid: "
+            f"give whole seconds from 1 to {MAX_PRESIGN_EXPIRY}."
+        )
+    if options["DOWNLOAD_DISPOSITION"] not in ("attachment", "inline"):
+        raise ConfigurationError(
+            f"settings.S3STRATA['DOWNLOAD_DISPOSITION']={options['DOWNLOAD_DISPOSITION']!r} is invalid: "
+            "use 'attachment' or 'inline'."
+        )
+    hook = options["DOWNLOAD_AUTHORIZE"]
+    if hook is not None and not (isinstance(hook, str) or callable(hook)):
+        raise ConfigurationError("settings.S3STRATA['DOWNLOAD_AUTHORIZE'] must be None, a callable or a 'dotted.path'.")
+    for name in ("UNREFERENCED_GRACE", "UNREFERENCED_SWEEP_INTERVAL"):
+        value = options[name]
+        if value is None and name == "UNREFERENCED_SWEEP_INTERVAL":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigurationError(f"settings.S3STRATA[{name!r}]={value!r} is invalid: give whole seconds (0 or more).")
+    if options["UNREFERENCED_SWEEP_MODE"] not in ("report", "delete"):
+        raise ConfigurationError(
+            f"settings.S3STRATA['UNREFERENCED_SWEEP_MODE']={options['UNREFERENCED_SWEEP_MODE']!r} is invalid: "
+            "use 'report' or 'delete'."
+        )
+
+
+def _check_restores(options: dict[str, Any]) -> None:
+    """Refuse restore options no request could carry."""
+    from .core.restore import check_restore_options
+    from .core.types import RestoreOptions
+
+    for name in ("RESTORE_POLL_INTERVAL", "RESTORE_POLL_BATCH"):
+        value = options[name]
+        if value is None and name == "RESTORE_POLL_INTERVAL":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"settings.S3STRATA[{name!r}]={value!r} is invalid: give a whole number of 1 or more.")
+    try:
+        check_restore_options(RestoreOptions(options["RESTORE_DAYS"], options["RESTORE_RETRIEVAL"]))
+    except InvalidOptionError as exc:
+        raise ConfigurationError(f"settings.S3STRATA['RESTORE_DAYS'/'RESTORE_RETRIEVAL']: {exc}") from None
+
+
+def _import_hook(path: str) -> Any:
+    """Return the callable ``settings.S3STRATA['ADVANCED']['OBJECT_PARAMETERS_HOOK']`` names by dotted path."""
+    from django.utils.module_loading import import_string
+
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"settings.S3STRATA['ADVANCED']['OBJECT_PARAMETERS_HOOK']={path!r} cannot be imported: {exc}"
+        ) from None
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -121,9 +208,11 @@ def missing_keys(tier: StorageTier, missing: tuple[str, ...], per_tier: bool) ->
 class DjangoS3StrataConfig(S3StrataConfig):
     """The S3StrataConfig read from ``settings.S3STRATA``: its errors name the setting's keys, not the core's fields."""
 
+    def setting_names(self, tier: StorageTier, fields: tuple[str, ...]) -> list[str]:
+        return missing_keys(tier, fields, (self.hot if tier is StorageTier.HOT else self.cold) is not None)
+
     def missing_message(self, tier: StorageTier, missing: tuple[str, ...]) -> str:
-        per_tier = (self.hot if tier is StorageTier.HOT else self.cold) is not None
-        keys = missing_keys(tier, missing, per_tier)
+        keys = self.setting_names(tier, missing)
         return (
             f"The {tier.value} tier has no {', '.join(f.replace('_', ' ') for f in missing)}: set {', '.join(keys)} "
             "in settings.py (python manage.py check lists every missing key)."
@@ -158,21 +247,25 @@ def parse(raw: Any) -> S3StrataSettings:
         if top.get(tier) is not None:
             block = _mapping(top[tier], f"settings.S3STRATA[{tier!r}]")
             _refuse_unknown(block, set(_TIER), f"settings.S3STRATA[{tier!r}]")
-            try:
-                kwargs[tier.lower()] = S3TierConfig(**{_TIER[k]: v for k, v in block.items()})
-            except TypeError:
-                missing = [k for k in ("ENDPOINT", "ACCESS_KEY", "SECRET_KEY", "BUCKET") if k not in block]
+            missing = [k for k in ("ENDPOINT", "BUCKET") if k not in block]
+            if missing:
                 raise ConfigurationError(
-                    f"settings.S3STRATA[{tier!r}] lacks {', '.join(missing)}: a tier sub-dict needs ENDPOINT, "
-                    "ACCESS_KEY, SECRET_KEY and BUCKET.",
+                    f"settings.S3STRATA[{tier!r}] lacks {', '.join(missing)}: a tier sub-dict needs ENDPOINT and "
+                    "BUCKET (and ACCESS_KEY with SECRET_KEY, or neither for boto3's default credential chain).",
                     tier=tier,
                     missing=tuple(m.lower() for m in missing),
-                ) from None
+                )
+            kwargs[tier.lower()] = S3TierConfig(**{_TIER[k]: v for k, v in block.items()})
     advanced = _mapping(top.get("ADVANCED") or {}, "settings.S3STRATA['ADVANCED']")
     _refuse_unknown(advanced, set(_ADVANCED), "settings.S3STRATA['ADVANCED']")
-    kwargs["advanced"] = S3StrataAdvancedOptions(**{_ADVANCED[k]: v for k, v in advanced.items()})
+    advanced = {_ADVANCED[k]: v for k, v in advanced.items()}
+    if isinstance(advanced.get("object_parameters_hook"), str):
+        advanced["object_parameters_hook"] = _import_hook(advanced["object_parameters_hook"])
+    kwargs["advanced"] = S3StrataAdvancedOptions(**advanced)
     options = {k: top.get(k, default) for k, default in DJANGO_OPTIONS.items()}
     _check_direct_uploads(options)
+    _check_downloads(options)
+    _check_restores(options)
     try:
         parse_seconds(options["STORAGE_HOT_DURATION"], "settings.S3STRATA['STORAGE_HOT_DURATION']")
     except InvalidOptionError as exc:

@@ -66,6 +66,8 @@ def _sends(changes: Iterable[Change]) -> Iterator[Send]:
                 old_vis, new_vis = _visibility(before), _visibility(after)
                 if old_vis != new_vis:
                     yield signals.file_visibility_changed, after, {"old_visibility": old_vis, "new_visibility": new_vis}
+            if getattr(after, "archive_state", None) == "RESTORED" and getattr(before, "archive_state", None) != "RESTORED":
+                yield signals.file_restored, after, {"restored_until": getattr(after, "restore_expires", None)}
 
 
 def publish(changes: list[Change]) -> None:

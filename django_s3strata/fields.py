@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from collections.abc import Callable
 from typing import Any
@@ -11,20 +12,25 @@ from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import models, transaction
 from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute, ForwardManyToOneDescriptor
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_init, post_save
 from django.utils import timezone
 from django.utils.text import capfirst
 
 from .core.config import parse_seconds, parse_tier, parse_visibility
 from .core.keys import unique_suffix
 from .core.types import FileVisibility, StorageTier
+from .links import parse_url_mode
 
 __all__ = ["PhysicalFileField"]
+
+logger = logging.getLogger(__name__)
 
 UploadTo = str | Callable[[Any, str], str]
 
 #: Where an instance keeps the files assigned to its fields until its save stores them: {field name: File}.
 PENDING = "_s3strata_pending"
+#: Where an instance keeps the file ids its ``delete_on_replace`` fields had when loaded or last saved: {attname: id}.
+SAVED = "_s3strata_saved"
 
 
 def _drop_pending(instance: models.Model, name: str) -> None:
@@ -41,7 +47,10 @@ class PhysicalFileDescriptor(ForwardManyToOneDescriptor):  # type: ignore[misc]
             pending = instance.__dict__.get(PENDING)
             if pending and self.field.name in pending:
                 return pending[self.field.name]  # as FileField does: the assigned file until the save
-        return super().__get__(instance, cls)
+        value = super().__get__(instance, cls)
+        if instance is not None and value is not None and self.field.url_mode != "direct":
+            value.url_mode = self.field.url_mode  # its .url is then the download view's
+        return value
 
     def __set__(self, instance: models.Model, value: Any) -> None:
         if isinstance(value, File):
@@ -67,8 +76,11 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
     ``select_related("attachment")`` its URL costs no query. A Django ``File`` (an upload, a
     ``ContentFile``, ``File(open(...))``) assigned to it, or passed to the model's constructor, is
     stored when the owning row is saved, as with Django's FileField; then the attribute is its
-    PhysicalFile. When the owning row is deleted the file stays, unless ``delete_with_owner=True``:
-    then its row and object are deleted after the commit.
+    PhysicalFile. When the owning row is deleted the file stays, unless ``delete_with_owner=True``;
+    when the owning row gets another file (or none) the old one stays, unless
+    ``delete_on_replace=True``: then its row and object are deleted after the commit, if no other
+    row references it. ``url_mode="view"`` (or ``"signed"``) makes ``obj.attachment.url`` the
+    download view's link, which survives moves, instead of the object's own URL.
     """
 
     descriptor_class = PhysicalFileIdAttribute
@@ -85,6 +97,8 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         upload_to: UploadTo = "",
         delete_with_owner: bool = False,
         direct_upload: bool = False,
+        delete_on_replace: bool = False,
+        url_mode: str = "direct",
         **kwargs: Any,
     ) -> None:
         self.tier = parse_tier(tier) if tier is not None else None
@@ -94,6 +108,8 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         self.upload_to = upload_to
         self.delete_with_owner = delete_with_owner
         self.direct_upload = direct_upload
+        self.delete_on_replace = delete_on_replace
+        self.url_mode = parse_url_mode(url_mode)
         kwargs.setdefault("null", True)
         kwargs.setdefault("blank", True)
         kwargs.setdefault("related_name", "+")
@@ -108,6 +124,8 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
             ("upload_to", ""),
             ("delete_with_owner", False),
             ("direct_upload", False),
+            ("delete_on_replace", False),
+            ("url_mode", "direct"),
         ):
             value = getattr(self, attr)
             if value != default:
@@ -118,20 +136,33 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         super().contribute_to_class(cls, name, *args, **kwargs)
         if self.delete_with_owner and not cls._meta.abstract:
             post_delete.connect(self._delete_file, sender=cls, weak=False, dispatch_uid=f"s3strata-{cls._meta.label}-{name}")
+        if self.delete_on_replace and not cls._meta.abstract:
+            uid = f"s3strata-replace-{cls._meta.label}-{name}"
+            post_init.connect(self._remember_saved, sender=cls, weak=False, dispatch_uid=uid)
+            post_save.connect(self._delete_replaced, sender=cls, weak=False, dispatch_uid=uid)
 
-    def _delete_file(self, sender: Any, instance: models.Model, **kwargs: Any) -> None:
+    def _delete_file(self, sender: Any, instance: models.Model, using: str | None = None, **kwargs: Any) -> None:
         file_id = getattr(instance, self.attname)
-        if file_id is None:
-            return
+        if file_id is not None:
+            _delete_after_commit(file_id, using)
 
-        def delete() -> None:
-            from .models import PhysicalFile
+    def _remember_saved(self, sender: Any, instance: models.Model, **kwargs: Any) -> None:
+        # A deferred column (``.only()``) is not known: a replace of it deletes nothing.
+        if self.attname in instance.__dict__:
+            instance.__dict__.setdefault(SAVED, {})[self.attname] = instance.__dict__[self.attname]
 
-            record = PhysicalFile.objects.filter(pk=file_id).first()
-            if record is not None:
-                record.delete()
-
-        transaction.on_commit(delete)
+    def _delete_replaced(
+        self, sender: Any, instance: models.Model, created: bool, raw: bool = False, using: str | None = None, **kwargs: Any
+    ) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and self.name not in update_fields and self.attname not in update_fields:
+            return  # this column was not written
+        saved = instance.__dict__.setdefault(SAVED, {})
+        old = saved.get(self.attname)
+        new = instance.__dict__.get(self.attname)
+        saved[self.attname] = new
+        if not created and not raw and old is not None and old != new:
+            _delete_after_commit(old, using)
 
     # -- forms -----------------------------------------------------------------------
 
@@ -230,3 +261,26 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
 
         filename, suffix = self.generate_suffix(instance, posixpath.basename(upload.name or "file"))
         return store_upload(upload, filename, suffix, self.tier, self.visibility, self.hot_duration)
+
+
+def _delete_after_commit(file_id: Any, using: str | None) -> None:
+    """Delete file ``file_id`` (row, then object, by the FileManager) once the owner's transaction commits.
+
+    Nothing happens on a rollback, nor when another row (any ``ForeignKey`` to PhysicalFile, or a
+    ``FileField`` on S3StrataStorage) still references the file by then.
+    """
+
+    def delete() -> None:
+        from .models import PhysicalFile
+        from .operations_unreferenced import referenced
+
+        record = PhysicalFile.objects.filter(pk=file_id).first()
+        if record is None:
+            return
+        if referenced([record]):
+            logger.info("s3strata: file %s is still referenced; not deleted with its owner's change", file_id)
+            return
+        record.delete()
+
+    # robust: a failed delete is logged and leaves an unreferenced file (s3strata_unreferenced finds it).
+    transaction.on_commit(delete, using=using, robust=True)

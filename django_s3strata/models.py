@@ -12,16 +12,21 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import conf
+from . import conf, links
+from .core.restore import ArchiveState, RestoreResult, RestoreStatus, recorded_status
 from .core.types import (
     FileVisibility,
     GetUrlOptions,
+    RestoreOptions,
     SetHotDurationOptions,
     SetTierOptions,
     SetVisibilityOptions,
     StorageTier,
 )
 from .querysets import PhysicalFileQuerySet, file_manager
+
+#: The restore columns (``core.types.RestoreFields``), cleared by every committed tier move.
+RESTORE_FIELDS = ("archive_state", "restore_expires", "restore_requested_at", "restore_move_to", "restore_hot_duration")
 
 # Read at import time: a model's table is fixed when its class is built.
 SHARED_TABLE = bool((getattr(settings, "S3STRATA", None) or {}).get("SHARED_TABLE", False))
@@ -99,6 +104,14 @@ class PhysicalFile(models.Model):
     # An archival worker's claim: no other worker moves the file until ``lease_until``.
     lease_owner = models.TextField(_("lease owner"), null=True, blank=True, editable=False)
     lease_until = models.DateTimeField(_("lease until"), null=True, blank=True, editable=False)
+    # The deep archive (docs/archive.md): what is known of the object's restore, so that list pages
+    # need no S3 request. ``archive_state`` None: as the tier's storage class implies.
+    archive_state = models.TextField(_("archive state"), null=True, blank=True, editable=False)
+    restore_expires = models.DateTimeField(_("restored until"), null=True, blank=True, editable=False)
+    restore_requested_at = models.DateTimeField(_("restore requested at"), null=True, blank=True, editable=False)
+    # A move waiting for the restore (to "HOT"), and the hot duration in seconds it then sets.
+    restore_move_to = models.TextField(_("move after restore"), null=True, blank=True, editable=False)
+    restore_hot_duration = models.BigIntegerField(_("hot duration after restore"), null=True, blank=True, editable=False)
 
     objects = PhysicalFileQuerySet.as_manager()
 
@@ -134,10 +147,25 @@ class PhysicalFile(models.Model):
         """Return PUBLIC or PRIVATE, read from the path by the tier's configured prefixes (no FileManager)."""
         return conf.get_settings().layout.location(self)[1]  # type: ignore[arg-type]
 
+    #: What ``url`` returns: ``"direct"`` (the object's own URL), ``"view"`` or ``"signed"`` (the
+    #: download view's, by id or by token: it survives moves). A ``PhysicalFileField(url_mode=...)``
+    #: sets it on the files it hands out.
+    url_mode = "direct"
+
     @property
     def url(self) -> str:
-        """Return the direct URL (PUBLIC) or a presigned URL (PRIVATE); no S3 request."""
+        """Return the direct URL (PUBLIC) or a presigned URL (PRIVATE), or the download view's per ``url_mode``; no S3 request."""
+        if self.url_mode != "direct":
+            return self.download_url(signed=self.url_mode == "signed")
         return self.get_url()
+
+    def download_url(self, *, signed: bool = False, expires_in: int | None = None, disposition: str | None = None) -> str:
+        """Return the download view's path for this file, which survives moves (no query, no S3 request).
+
+        By id, the view asks ``DOWNLOAD_AUTHORIZE`` who may follow it; ``signed`` gives a token
+        instead, which lets anyone holding it download (for ``expires_in`` seconds when given).
+        """
+        return links.view_url(self.pk, signed=signed, expires_in=expires_in, disposition=disposition)
 
     def get_url(self, expires_in: int | None = None, content_disposition: str | None = None) -> str:
         """Return the file's URL; ``expires_in`` seconds for a presigned one."""
@@ -161,11 +189,42 @@ class PhysicalFile(models.Model):
     def _refresh_from(self, other: Any) -> PhysicalFile:
         for field in ("storage_tier", "path", "hot_until", "updated_at"):
             setattr(self, field, getattr(other, field))
+        for field in RESTORE_FIELDS:
+            setattr(self, field, getattr(other, field, None))
         return self
 
-    def set_tier(self, tier: StorageTier | str, *, hot_duration: int | None = None, move_file: bool = True) -> PhysicalFile:
-        """Move the file to ``tier`` (copy, verify, commit, delete the source)."""
-        updated = file_manager().sync.set_tier(self, SetTierOptions(tier, move_file, hot_duration))  # type: ignore[arg-type]
+    # -- the deep archive (docs/archive.md) ----------------------------------------------
+
+    @property
+    def restore_status(self) -> RestoreStatus:
+        """Return the archive state the row knows (readable, archived, restoring, restored until): no S3 request."""
+        try:
+            storage_class = conf.get_settings().layout.tiers[self.tier].storage_class
+        except ValueError:  # a tier this app does not know: nothing to tell
+            return RestoreStatus(ArchiveState.READABLE)
+        return recorded_status(self, storage_class) or RestoreStatus(ArchiveState.READABLE)  # type: ignore[arg-type]
+
+    @property
+    def is_retrievable(self) -> bool:
+        """Return True when the object can be read and linked to now (not archived, or restored): no S3 request."""
+        return self.restore_status.retrievable
+
+    def restore(self, days: int = 1, retrieval: str = "Standard") -> RestoreResult:
+        """Request a restore of this archived file for ``days`` ("Expedited", "Standard" or "Bulk"); idempotent."""
+        result = file_manager().sync.restore(self, RestoreOptions(days, retrieval))  # type: ignore[arg-type]
+        self._refresh_from(result.file)
+        return result
+
+    def set_tier(
+        self, tier: StorageTier | str, *, hot_duration: int | None = None, move_file: bool = True, restore: bool = False
+    ) -> PhysicalFile:
+        """Move the file to ``tier`` (copy, verify, commit, delete the source).
+
+        Out of an archived object, ``restore=True`` requests its restore and records the move, which
+        the ``complete_restores`` task finishes once the restore has (docs/archive.md).
+        """
+        options = SetTierOptions(tier, move_file, hot_duration, restore)
+        updated = file_manager().sync.set_tier(self, options)  # type: ignore[arg-type]
         return self._refresh_from(updated)
 
     def set_visibility(self, visibility: FileVisibility | str, *, move_file: bool = True) -> PhysicalFile:

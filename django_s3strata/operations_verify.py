@@ -1,4 +1,4 @@
-"""Verify: check each row's object (exists, in its tier, of its size) and repair rows pointing at the wrong tier."""
+"""Verify: check each row's object (exists, in its tier, of its size and ETag) and repair rows pointing at the wrong tier."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from django.utils import timezone
 from .conf import get_settings
 from .core.exceptions import S3StrataError
 from .core.keys import build_key, split_key
+from .core.restore import ArchiveState, status_of
+from .core.s3errors import plain_md5
 from .core.types import StorageTier
 from .models import PhysicalFile
 from .operations_runs import Progress, RunSummary, close_thread_connections, no_progress
@@ -33,13 +35,25 @@ class VerifySummary(RunSummary):
     missing: list[dict[str, Any]] = field(default_factory=list)
     wrong_tier: list[dict[str, Any]] = field(default_factory=list)
     size_mismatch: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows whose object holds other bytes of the same size: both ETags are content MD5s and differ.
+    changed: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows whose ETag is not the object's where no MD5 can tell other bytes from a stale row (SSE-KMS,
+    #: uploads in parts, rows from before moves recorded their copy's ETag); ``repair`` records the object's.
+    etag_mismatch: list[dict[str, Any]] = field(default_factory=list)
     repaired: int = 0
+    etags_corrected: int = 0
+    #: Rows whose object is archived (or readable) unlike what the row knows (docs/archive.md);
+    #: ``repair`` records the object's state on the row.
+    archive_unknown: list[dict[str, Any]] = field(default_factory=list)
+    archive_recorded: int = 0
     duration: float = 0.0
 
     @property
     def problems(self) -> int:
         """Return how many rows are not as they should be (after repairs)."""
-        return len(self.missing) + len(self.size_mismatch) + len(self.wrong_tier) - self.repaired
+        tiers = len(self.missing) + len(self.size_mismatch) + len(self.wrong_tier) - self.repaired
+        archive = len(self.archive_unknown) - self.archive_recorded
+        return tiers + len(self.changed) + len(self.etag_mismatch) - self.etags_corrected + archive
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict."""
@@ -47,10 +61,12 @@ class VerifySummary(RunSummary):
 
 
 def verify_files(*, repair: bool = False, concurrency: int | None = None, progress: Progress = no_progress) -> VerifySummary:
-    """Check every row's object (HEAD, in parallel): missing, in the other tier, or of another size.
+    """Check every row's object (HEAD, in parallel): missing, in the other tier, of another size or ETag.
 
     With ``repair``, a row whose object sits in the other tier gets its tier corrected (the only
-    repair that cannot lose anything). Rows under a lease (being archived) are skipped.
+    repair that cannot lose anything), and a row whose ETag differs from its object's where the
+    ETags are not content MD5s records the object's (its size matched). Rows under a lease (being
+    archived) are skipped.
     """
     store = get_file_manager().objectstore
     summary = VerifySummary()
@@ -62,6 +78,14 @@ def verify_files(*, repair: bool = False, concurrency: int | None = None, progre
         if info is not None:
             if record.size is not None and info.size != record.size:
                 return record, "size", info.size
+            if record.etag and info.etag and record.etag != info.etag:
+                # Two content MD5s that differ are other bytes; otherwise the row may only be stale.
+                return record, "changed" if plain_md5(record.etag) and info.etag_md5 else "etag", info.etag
+            found = status_of(info)
+            known = record.restore_status
+            # Only where the row would mislead: readable or not (a finished restore is the poll's to record).
+            if found.retrievable != known.retrievable and known.state is not ArchiveState.RESTORING:
+                return record, "archive", found
             return record, "ok", None
         other = StorageTier.COLD if tier is StorageTier.HOT else StorageTier.HOT
         try:
@@ -88,12 +112,16 @@ def verify_files(*, repair: bool = False, concurrency: int | None = None, progre
         close_thread_connections(pool, workers)
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
-        "s3strata: verified %d row(s): %d missing, %d in the other tier, %d size mismatches, %d repaired",
+        "s3strata: verified %d row(s): %d missing, %d in the other tier, %d size mismatches, %d repaired, "
+        "%d changed, %d ETag mismatches (%d corrected)",
         summary.checked,
         len(summary.missing),
         len(summary.wrong_tier),
         len(summary.size_mismatch),
         summary.repaired,
+        len(summary.changed),
+        len(summary.etag_mismatch),
+        summary.etags_corrected,
     )
     return summary
 
@@ -113,6 +141,18 @@ def _verify_batch(
             summary.ok += 1
         elif outcome == "size":
             summary.size_mismatch.append({**entry, "row_size": record.size, "object_size": detail})
+        elif outcome in ("changed", "etag"):
+            found = {**entry, "row_etag": record.etag, "object_etag": detail}
+            (summary.changed if outcome == "changed" else summary.etag_mismatch).append(found)
+            if outcome == "etag" and repair:
+                # Only while the row is still where, and what, it was: a move in flight changes it.
+                rows = PhysicalFile.objects.filter(pk=record.pk, storage_tier=record.storage_tier, path=record.path)
+                summary.etags_corrected += rows.filter(etag=record.etag).update(etag=detail)
+        elif outcome == "archive":
+            summary.archive_unknown.append({**entry, "row_state": str(record.restore_status), "object_state": str(detail)})
+            if repair:
+                rows = PhysicalFile.objects.filter(pk=record.pk, storage_tier=record.storage_tier, path=record.path)
+                summary.archive_recorded += rows.update(archive_state=detail.state.value, restore_expires=detail.expires)
         elif outcome == "tier":
             other, other_key = detail
             summary.wrong_tier.append({**entry, "found_in": other.value, "found_at": other_key})

@@ -7,6 +7,9 @@ Each is sent with ``sender=PhysicalFile`` and ``file=<the PhysicalFile>``, plus:
 - ``file_archived``: an expired HOT file reached COLD (also sends ``file_tier_changed``).
 - ``file_visibility_changed``: ``old_visibility``, ``new_visibility``.
 - ``file_deleted``: the row is gone (its object is removed right after, or left as an orphan).
+- ``file_restored``: an archived file's restore was found complete (by the ``complete_restores``
+  task, or by a later request): ``restored_until`` (a datetime, or None for Intelligent-Tiering).
+  A move that waited for it follows (``file_tier_changed``).
 
 Which of them a change calls for is decided in one place, ``events.py``, from what the ORM
 adapter reports it changed.
@@ -22,6 +25,7 @@ from django.dispatch import Signal
 __all__ = [
     "file_archived",
     "file_deleted",
+    "file_restored",
     "file_tier_changed",
     "file_uploaded",
     "file_visibility_changed",
@@ -33,6 +37,7 @@ file_tier_changed = Signal()
 file_archived = Signal()
 file_visibility_changed = Signal()
 file_deleted = Signal()
+file_restored = Signal()
 
 
 def send_on_commit(signal: Signal, file: Any, *, using: str | None = None, **extra: Any) -> None:

@@ -26,7 +26,9 @@ from . import conf
 from .core.config import MAX_PRESIGN_EXPIRY, parse_seconds, parse_tier, parse_visibility
 from .core.exceptions import InvalidKeyError
 from .core.keys import normalize_name, unique_suffix, validate_suffix
+from .core.restore import RestoreStatus
 from .core.types import FileVisibility, GetUrlOptions, StorageTier
+from .links import parse_url_mode
 from .models import PhysicalFile
 from .services import get_file_manager, store_upload
 
@@ -150,12 +152,15 @@ class S3StrataStorage(Storage):
         visibility: FileVisibility | str | None = None,
         hot_duration: int | None = None,
         expires_in: int | None = None,
+        url_mode: str = "direct",
     ) -> None:
         # Checked here, when the storage is built, so a bad option never reaches an upload.
         self.tier = parse_tier(tier) if tier is not None else None
         self.visibility = parse_visibility(visibility) if visibility is not None else None
         self.hot_duration = parse_seconds(hot_duration, "hot_duration")
         self.expires_in = parse_seconds(expires_in, "expires_in", minimum=1, maximum=MAX_PRESIGN_EXPIRY)
+        # "view"/"signed": url() is the download view's link (by id / by token), which survives moves.
+        self.url_mode = parse_url_mode(url_mode)
 
     # -- helpers -------------------------------------------------------------------
 
@@ -250,11 +255,23 @@ class S3StrataStorage(Storage):
         return int(info.size)
 
     def url(self, name: str | None) -> str:
-        """Return the direct or presigned URL; no S3 request (one query unless prefetched)."""
+        """Return the direct or presigned URL, or the download view's (``url_mode``); no S3 request; one query unprefetched."""
         if not name:
             raise ValueError("This file has no name, so it has no URL.")
         record = self._require(name)
+        if self.url_mode != "direct":
+            return record.download_url(signed=self.url_mode == "signed")
         return str(self._manager().sync.get_url(record, GetUrlOptions(self.expires_in)))
+
+    # -- the deep archive (docs/archive.md) ------------------------------------------
+
+    def restore_status(self, name: str) -> RestoreStatus:
+        """Return the archive state of the file stored under ``name`` as its row knows it (no S3 request)."""
+        return self._require(name).restore_status
+
+    def is_retrievable(self, name: str) -> bool:
+        """Return True when the file can be read and linked to now: ``url()`` of one that is not raises ObjectArchivedError."""
+        return self._require(name).is_retrievable
 
     def _time(self, value: datetime) -> datetime:
         from django.conf import settings

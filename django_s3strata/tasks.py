@@ -21,7 +21,16 @@ from django.db import transaction
 from . import operations
 from .core.exceptions import StorageError
 
-__all__ = ["apply_file_action", "archive_expired_hot_files", "enqueue_on_commit", "sweep_orphans", "verify_files"]
+__all__ = [
+    "apply_file_action",
+    "archive_expired_hot_files",
+    "complete_restores",
+    "enqueue_on_commit",
+    "restore_files",
+    "sweep_orphans",
+    "sweep_unreferenced",
+    "verify_files",
+]
 
 MAX_RETRIES = 5
 
@@ -63,6 +72,43 @@ def verify_files(self: Any, repair: bool = False) -> dict[str, Any]:
     """Check every row's object; with ``repair``, correct rows whose object is in the other tier."""
     try:
         return operations.verify_files(repair=repair).as_dict()
+    except StorageError as exc:
+        return _retry(self, exc)
+
+
+@shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.sweep_unreferenced")
+def sweep_unreferenced(self: Any, mode: str | None = None, grace: int | None = None) -> dict[str, Any]:
+    """Report or delete files no field references, older than the grace period; return the summary."""
+    from .conf import get_settings
+    from .operations_unreferenced import sweep_unreferenced as sweep
+
+    try:
+        summary = sweep(mode or get_settings().options["UNREFERENCED_SWEEP_MODE"], grace=grace)
+    except StorageError as exc:
+        return _retry(self, exc)
+    result = summary.as_dict()
+    result["files"] = result["files"][:100]  # a result backend keeps it: the counts say the rest
+    return result
+
+
+@shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.restore_files")
+def restore_files(self: Any, ids: list[int], days: int | None = None, retrieval: str | None = None) -> dict[str, Any]:
+    """Request restores of archived files (idempotent: a restore under way is left alone); return the summary."""
+    from .operations_restore import request_restores
+
+    try:
+        return request_restores(ids, days=days, retrieval=retrieval).as_dict()
+    except StorageError as exc:
+        return _retry(self, exc)
+
+
+@shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.complete_restores")
+def complete_restores(self: Any, limit: int | None = None) -> dict[str, Any]:
+    """Check pending restores (at most ``limit``, else RESTORE_POLL_BATCH), run the moves that waited; the summary."""
+    from .operations_restore import complete_restores as complete
+
+    try:
+        return complete(limit).as_dict()
     except StorageError as exc:
         return _retry(self, exc)
 

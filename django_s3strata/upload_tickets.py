@@ -5,7 +5,7 @@ any step and no table is needed:
 
 - a **ticket** (returned by ``start_upload``) fixes the key, size, content type, disposition, the
   policy's digest and the user the grant was made for; S3 enforces key, size, type and
-  disposition through the POST policy or the signed part lengths;
+  disposition through the POST policy, the presigned PUT's signed headers or the signed part lengths;
 - a **ref** (returned by ``finalize_upload``) names the recorded PhysicalFile, the policy it was
   uploaded under and its uploader; a form field accepts it only under the same policy, from the
   same user (``check_ref``).
@@ -125,7 +125,7 @@ class UploadTicket:
     def part_sizes(self) -> list[int]:
         """Return the planned part lengths of a multipart grant."""
         if self.part_size is None:
-            raise UploadRejectedError("This upload is a single POST: it has no parts.")
+            raise UploadRejectedError("This upload is a single POST or PUT: it has no parts.")
         return direct.part_sizes(self.size, self.part_size)
 
     def seconds_left(self) -> int:

@@ -136,6 +136,7 @@ def _grant(ticket: UploadTicket, limit: float) -> tuple[UploadTicket, dict[str, 
             size=ticket.size,
             content_type=ticket.content_type,
             content_disposition=ticket.disposition,
+            filename=ticket.filename,
             part_size=int(options["DIRECT_UPLOAD_PART_SIZE"]),
             expires_in=ticket.expires_in,
             max_size=limit,
@@ -147,6 +148,19 @@ def _grant(ticket: UploadTicket, limit: float) -> tuple[UploadTicket, dict[str, 
             "parts": _parts_answer(target.sizes, 1, target.urls),
         }
         return dataclasses.replace(ticket, upload_id=target.upload_id, part_size=target.part_size), grant
+    if options["DIRECT_UPLOAD_METHOD"] == "put":
+        put = direct.presigned_put(
+            store,
+            ticket.storage_tier,
+            ticket.key,
+            size=ticket.size,
+            content_type=ticket.content_type,
+            content_disposition=ticket.disposition,
+            filename=ticket.filename,
+            expires_in=ticket.expires_in,
+            max_size=limit,
+        )
+        return ticket, {"method": "put", "url": put.url, "headers": put.headers}
     post = direct.presigned_post(
         store,
         ticket.storage_tier,
@@ -154,6 +168,7 @@ def _grant(ticket: UploadTicket, limit: float) -> tuple[UploadTicket, dict[str, 
         size=ticket.size,
         content_type=ticket.content_type,
         content_disposition=ticket.disposition,
+        filename=ticket.filename,
         expires_in=ticket.expires_in,
         max_size=limit,
     )
@@ -161,7 +176,7 @@ def _grant(ticket: UploadTicket, limit: float) -> tuple[UploadTicket, dict[str, 
 
 
 def start_upload(request: Any, policy: UploadPolicy, filename: Any, size: Any, content_type: Any = None) -> dict[str, Any]:
-    """Authorise, pick a fresh key and return the grant: a presigned POST or multipart part URLs, and a ticket.
+    """Authorise, pick a fresh key and return the grant: a presigned POST or PUT, or multipart part URLs, and a ticket.
 
     Raises PermissionDenied, UploadRateLimitedError, UploadRejectedError, FileTooLargeError or
     InvalidKeyError before anything is signed or written.
@@ -205,7 +220,7 @@ def sign_parts(request: Any, token: Any, first: Any, last: Any) -> dict[str, Any
     """
     ticket = UploadTicket.load(request, token)
     if not ticket.upload_id:
-        raise UploadRejectedError("This upload is a single POST: it has no parts to sign.")
+        raise UploadRejectedError("This upload is a single POST or PUT: it has no parts to sign.")
     sizes = ticket.part_sizes()
     expires = min(int(_options()["DIRECT_UPLOAD_EXPIRES"]), ticket.seconds_left())
     if expires < 1:
@@ -250,10 +265,15 @@ def _check_landed(ticket: UploadTicket) -> None:
         raise UploadNotFinishedError(f"Nothing has been uploaded to {key!r} yet: upload the file, then finalize.")
     if landed.size != ticket.size:
         raise _refuse(tier, key, f"it has {landed.size} bytes where {ticket.size} were granted.")
-    if (landed.content_type or "").lower() != ticket.content_type:
+    # The media type decides; the grant also pins a text type's charset (contenttypes.header_type), which
+    # grants from before it did not.
+    if (landed.content_type or "").split(";", 1)[0].strip().lower() != ticket.content_type:
         raise _refuse(tier, key, f"its type {landed.content_type!r} is not the granted {ticket.content_type!r}.")
     if ticket.disposition and landed.content_disposition != ticket.disposition:
         raise _refuse(tier, key, f"it lacks the granted Content-Disposition {ticket.disposition!r}.")
+    if not ticket.upload_id:
+        # A POST or PUT carries no tags (a multipart upload got them when it started): set them now.
+        direct.apply_tags(store, tier, key, ticket.content_type, ticket.disposition, ticket.filename)
 
 
 def _adopt(tier: StorageTier, key: str, filename: str, hot_until: datetime | None) -> PhysicalFile:

@@ -14,8 +14,15 @@ from django_s3strata.core import FileManager, InMemoryAdapter, S3StrataAdvancedO
 from django_s3strata.core.objectstore import ObjectStore
 from tests.s3server import ACCESS_KEY, SECRET_KEY, MotoS3Server
 
-# A developer's own AWS configuration must never leak into the tests.
-for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+# A developer's own AWS configuration must never leak into the tests: no keys, profiles, roles or
+# credential endpoints from the environment (tests that use boto3's chain set their own), no
+# ~/.aws files, no instance metadata.
+for _name in (
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN", "AWS_CREDENTIAL_EXPIRATION", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_SSO_SESSION",
+):  # fmt: skip
     os.environ.pop(_name, None)
 os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull

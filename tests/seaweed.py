@@ -80,9 +80,13 @@ class SeaweedServer:
         access_key: str = "strata-test",
         secret_key: str = "strata-test-secret",
         data_dir: pathlib.Path | None = None,
+        extra_keys: dict[str, str] | None = None,
     ) -> None:
         self.access_key = access_key
         self.secret_key = secret_key
+        #: More {access key: secret key} pairs the server accepts, each an admin identity of its own
+        #: (given to weed as an ``-s3.config`` identities file; without them, the one pair above via env).
+        self.extra_keys = dict(extra_keys or {})
         self._own_dir = data_dir is None
         self.data_dir = pathlib.Path(tempfile.mkdtemp(prefix="seaweed-")) if data_dir is None else data_dir
         self.log_path = self.data_dir / "weed.log"
@@ -100,7 +104,26 @@ class SeaweedServer:
         args += ["-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.iam=false"]
         args += ["-s3.port.iceberg=0", "-s3.port.lance=0"]
         args += [f"-filer.localSocket={self.data_dir / 'filer.sock'}", f"-s3.localSocket={self.data_dir / 's3.sock'}"]
+        if self.extra_keys:
+            args.append(f"-s3.config={self.identities_path}")
         return args + [f"-{flag}={port}" for flag, port in self.ports.items()]
+
+    @property
+    def identities_path(self) -> pathlib.Path:
+        return self.data_dir / "s3-identities.json"
+
+    def _write_identities(self) -> None:
+        """Write the identities file: every key pair an admin (weed's s3.json format)."""
+        pairs = {self.access_key: self.secret_key, **self.extra_keys}
+        identities = [
+            {
+                "name": f"identity-{n}",
+                "credentials": [{"accessKey": access, "secretKey": secret}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+            for n, (access, secret) in enumerate(pairs.items())
+        ]
+        self.identities_path.write_text(json.dumps({"identities": identities}))
 
     def start(self, timeout: float = 60) -> None:
         """Launch the server and block until a signed ``list_buckets`` succeeds."""
@@ -112,6 +135,8 @@ class SeaweedServer:
         admin = _free_port_pair(set(self.ports.values()))
         self.ports.update({"admin.port": admin, "admin.port.grpc": admin + _GRPC_OFFSET})
         self.port = self.ports["s3.port"]
+        if self.extra_keys:
+            self._write_identities()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key, TMPDIR=str(self.data_dir))
         cmd = self.command()

@@ -159,20 +159,29 @@ def test_adopt_an_orphan_from_the_orphans_page(admin_browser: Any, s3strata_sett
 
 @pytest.mark.seaweed
 @pytest.mark.parametrize(
-    ("size", "batch"),
-    [(300_000, None), (11 * 1024 * 1024, None), (16 * 1024 * 1024, 1)],
-    ids=["post", "multipart", "multipart-batches"],
+    ("size", "batch", "method"),
+    [(300_000, None, "post"), (300_000, None, "put"), (11 * 1024 * 1024, None, "post"), (16 * 1024 * 1024, 1, "post")],
+    ids=["post", "put", "multipart", "multipart-batches"],
 )
 def test_direct_upload_through_the_admin_widget(
-    admin_browser: Any, seaweed_settings: Env, tmp_path: Path, size: int, batch: int | None, monkeypatch: pytest.MonkeyPatch
+    admin_browser: Any,
+    seaweed_settings: Env,
+    tmp_path: Path,
+    size: int,
+    batch: int | None,
+    method: str,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
     """On SeaweedFS (signatures and POST policies enforced): the browser sends the file to S3 itself
-    (one POST, or parts with PUT, their URLs signed a batch at a time); the form carries a signed ref."""
+    (one POST, one PUT with signed headers, or parts with PUT, their URLs signed a batch at a time);
+    the form carries a signed ref."""
     from django_s3strata.core import direct
     from tests.testapp.models import Clip
 
     if batch is not None:  # one part URL per request: the widget asks the parts view for parts 2, 3 and 4
         monkeypatch.setattr(direct, "PART_BATCH", batch)
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_METHOD": method}
     env, browser = seaweed_settings, admin_browser
     source = tmp_path / "holiday.mp4"
     source.write_bytes(bytes(range(256)) * (size // 256))
@@ -184,6 +193,7 @@ def test_direct_upload_through_the_admin_widget(
     status = box.find_element(By.CSS_SELECTOR, ".s3strata-direct-status").text
     assert box.get_attribute("data-state") == "done", status
     assert status == "Uploaded holiday.mp4."
+    shot(browser, f"direct-upload-{method}-{size}")
     assert browser.execute_script("return document.querySelector('.s3strata-direct progress').value") == 100
     # The file input is empty again: the form sends the ref, not the bytes.
     assert browser.execute_script("return document.querySelector('input[name=video]').files.length") == 0
@@ -276,3 +286,24 @@ def test_change_page_moves_and_long_names_wrap(admin_browser: Any, s3strata_sett
     assert messages(browser) == ["1 file moved to HOT, with no hot duration (it stays HOT until moved)."]
     assert PhysicalFile.objects.get().storage_tier == "HOT"
     shot(browser, "change-page-moved")
+
+
+def test_the_open_link_shows_the_file_after_a_move(admin_browser: Any, s3strata_settings: Env) -> None:
+    browser = admin_browser
+    f = get_file_manager().sync.upload(b"Minutes of the March meeting.", UploadOptions(filename="minutes.txt"))
+    browser.get(f"{browser.base}/admin/s3strata/physicalfile/")
+    link = browser.find_element(By.CSS_SELECTOR, "#result_list td.field-open_link a")
+    href = link.get_attribute("href")
+    assert href == f"{browser.base}/s3strata/files/{f.pk}/?disposition=inline"
+    shot(browser, "changelist-open-link")
+    f.set_tier("COLD")  # the link on the page was made before the move
+    link.click()
+    WebDriverWait(browser, 10).until(lambda d: len(d.window_handles) == 2)  # target=_blank
+    browser.switch_to.window(browser.window_handles[1])
+    try:
+        WebDriverWait(browser, 10).until(lambda d: "Minutes of the March meeting." in d.find_element(By.TAG_NAME, "body").text)
+        assert s3strata_settings.cold_bucket in browser.current_url  # redirected to where the file is now
+        shot(browser, "open-link-followed")
+    finally:
+        browser.close()
+        browser.switch_to.window(browser.window_handles[0])

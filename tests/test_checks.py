@@ -52,7 +52,8 @@ def test_parse_maps_upper_case_keys() -> None:
         ({**GOOD, "HOT_BUCKETS": "x"}, "Unknown key 'HOT_BUCKETS' in settings.S3STRATA. Did you mean 'HOT_BUCKET'?"),
         ({**GOOD, "HOT": {"ENDPOINT": "e", "BUKET": "b"}}, "Unknown key 'BUKET' in settings.S3STRATA['HOT']"),
         ({**GOOD, "ADVANCED": {"MAX_SIZE": 1}}, "Unknown key 'MAX_SIZE' in settings.S3STRATA['ADVANCED']"),
-        ({**GOOD, "HOT": {"ENDPOINT": "e"}}, "lacks ACCESS_KEY, SECRET_KEY, BUCKET"),
+        ({**GOOD, "HOT": {"ENDPOINT": "e"}}, "lacks BUCKET"),
+        ({**GOOD, "HOT": {"BUCKET": "b", "ACCESS_KEY": "k", "SECRET_KEY": "s"}}, "lacks ENDPOINT"),
         ("not a dict", "must be a dict"),
     ],
 )
@@ -254,3 +255,134 @@ def test_direct_upload_warnings_are_plain_sentences(settings: Any) -> None:
     assert w002.msg.startswith("The field testapp.Clip.video has direct_upload=True, but the URLconf")
     assert w003.msg.startswith("The field testapp.Clip.video has direct_upload=True, but DirectUploadMiddleware")
     assert "ask for" not in w002.msg + w003.msg
+
+
+@pytest.mark.django_db
+def test_deploy_check_warns_when_a_versioned_bucket_never_expires_old_versions(s3strata_settings: Env) -> None:
+    from django_s3strata.checks import check_versioning
+
+    env = s3strata_settings
+    assert check_versioning() == []  # versioning never enabled
+    env.hot_client.put_bucket_versioning(Bucket=env.hot_bucket, VersioningConfiguration={"Status": "Enabled"})
+    [warning] = check_versioning()
+    assert warning.id == "s3strata.W005" and warning.level == checks.WARNING
+    assert env.hot_bucket in warning.msg and "public/ and private/" in warning.msg
+    assert "NoncurrentVersionExpiration" in warning.hint
+    # What the warning is about: our delete leaves the bytes behind as a noncurrent version.
+    record = get_file_manager().sync.upload(b"kept forever")
+    get_file_manager().sync.delete(record)
+    versions = env.hot_client.list_object_versions(Bucket=env.hot_bucket, Prefix=record.path)
+    assert [v["IsLatest"] for v in versions.get("Versions", [])] == [False]
+    assert [m["IsLatest"] for m in versions.get("DeleteMarkers", [])] == [True]
+
+    def rule(**filter_: Any) -> dict[str, Any]:
+        return {
+            "ID": "old-versions",
+            "Status": "Enabled",
+            "Filter": filter_,
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+        }
+
+    lifecycle = env.hot_client.put_bucket_lifecycle_configuration
+    lifecycle(Bucket=env.hot_bucket, LifecycleConfiguration={"Rules": [rule(Prefix="public/")]})
+    assert [m.id for m in check_versioning()] == ["s3strata.W005"]  # private/ keeps its versions
+    lifecycle(Bucket=env.hot_bucket, LifecycleConfiguration={"Rules": [rule(Prefix="")]})
+    assert check_versioning() == []
+    env.hot_client.put_bucket_versioning(Bucket=env.hot_bucket, VersioningConfiguration={"Status": "Suspended"})
+    env.hot_client.delete_bucket_lifecycle(Bucket=env.hot_bucket)
+    assert check_versioning() == []  # suspended: new deletes remove the null version
+
+
+@pytest.mark.parametrize(
+    ("client_config", "fragment"),
+    [
+        ({"conect_timeout": 5}, "unknown option 'conect_timeout'. Did you mean 'connect_timeout'?"),
+        ({"region_name": "eu-west-1"}, "set the tier's region (REGION)"),
+        ({"s3": {"addressing_style": "virtual"}}, "ADDRESSING_STYLE"),
+        ({"verify": "/no/such/ca.pem"}, "no such CA bundle file"),
+        ({"retries": {"mode": "sometimes"}}, "is invalid"),
+        ("proxies", "must be a dict"),
+    ],
+)
+def test_client_config_is_checked_by_name(settings: Any, client_config: Any, fragment: str) -> None:
+    settings.S3STRATA = {**GOOD, "CLIENT_CONFIG": client_config}
+    errors = check_settings()  # one per tier: both read the shared CLIENT_CONFIG
+    assert [e.id for e in errors] == ["s3strata.E001"] * 2 and all(fragment in e.msg for e in errors), errors
+    settings.S3STRATA = {
+        **GOOD,
+        "COLD": {"ENDPOINT": "e", "ACCESS_KEY": "a", "SECRET_KEY": "s", "BUCKET": "b", "CLIENT_CONFIG": client_config},
+    }
+    [error] = check_settings()
+    assert error.id == "s3strata.E001" and "cold client_config" in error.msg and fragment in error.msg
+
+
+def test_direct_upload_method_is_post_or_put(settings: Any) -> None:
+    assert ids(settings, {**GOOD, "DIRECT_UPLOAD_METHOD": "put"}) == []
+    with pytest.raises(ConfigurationError, match=r"'post' .* or 'put'"):
+        conf.parse({**GOOD, "DIRECT_UPLOAD_METHOD": "PATCH"})
+
+
+# -- credentials (issue #17) ------------------------------------------------------------------------
+
+
+def test_keys_are_optional_and_token_and_profile_follow_the_fields(settings: Any) -> None:
+    no_keys = {k: v for k, v in GOOD.items() if k not in ("ACCESS_KEY", "SECRET_KEY")}
+    assert ids(settings, no_keys) == []
+    parsed = conf.parse({**GOOD, "SESSION_TOKEN": "T", "COLD": {"ENDPOINT": "e", "BUCKET": "c", "PROFILE": "archive"}})
+    assert parsed.config.session_token == "T" and parsed.config.cold is not None and parsed.config.cold.profile == "archive"
+    per_tier = {**no_keys, "HOT": {"ENDPOINT": "e", "BUCKET": "h", "ACCESS_KEY": "k", "SECRET_KEY": "s", "SESSION_TOKEN": "t"}}
+    assert ids(settings, per_tier) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ({**GOOD, "ACCESS_KEY": None, "SECRET_KEY": None, "SESSION_TOKEN": "t"}, "S3STRATA['SESSION_TOKEN'] is used only"),
+        ({**GOOD, "COLD": {"ENDPOINT": "e", "BUCKET": "c", "SECRET_KEY": "s"}}, "S3STRATA['COLD']['ACCESS_KEY']"),
+        ({**GOOD, "PROFILE": "prod"}, "and S3STRATA['PROFILE']"),
+    ],
+)
+def test_credential_mistakes_name_the_setting(settings: Any, value: dict[str, Any], key: str) -> None:
+    settings.S3STRATA = value
+    with pytest.raises(ConfigurationError) as info:
+        get_file_manager()
+    assert key in str(info.value) and "'s'" not in str(info.value)
+    assert {"s3strata.E001", "s3strata.E002"} & set(ids(settings, value))
+
+
+def test_deploy_check_names_the_credential_source_and_flags_static_keys(
+    s3strata_settings: Env, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_s3strata.checks import check_credentials
+    from django_s3strata.core.clients import reset_sessions
+
+    messages = check_credentials()
+    assert sorted(m.id for m in messages) == ["s3strata.I001", "s3strata.I001", "s3strata.W006", "s3strata.W006"]
+    info = [m for m in messages if m.id == "s3strata.I001"]
+    assert all(m.level == checks.INFO and "static keys in the settings" in m.msg and "'explicit'" in m.msg for m in info)
+    warning = next(m for m in messages if m.id == "s3strata.W006")
+    assert "ACCESS_KEY" in warning.msg and "instance profile" in warning.hint
+    assert str(s3strata_settings.config.secret_key or s3strata_settings.config.hot.secret_key) not in warning.msg  # type: ignore[union-attr]
+    # No keys in the settings: boto3's chain, here the environment, and no warning.
+    keyless = {k: v for k, v in settings.S3STRATA.items() if k not in ("ACCESS_KEY", "SECRET_KEY")}
+    for tier in ("HOT", "COLD"):
+        if tier in keyless:
+            keyless[tier] = {k: v for k, v in keyless[tier].items() if k not in ("ACCESS_KEY", "SECRET_KEY")}
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "strata-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "strata-test-secret")
+    reset_sessions()
+    try:
+        settings.S3STRATA = keyless
+        messages = check_credentials()
+        assert [m.id for m in messages] == ["s3strata.I001", "s3strata.I001"]
+        assert all("boto3's default credential chain (botocore: 'env')" in m.msg for m in messages)
+        assert check_buckets_exist() == []  # the chain's keys reach the buckets
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        reset_sessions()
+        settings.S3STRATA = {**keyless}  # a new manager, a new look at the chain: nothing there
+        messages = check_credentials()
+        assert [m.id for m in messages] == ["s3strata.E011", "s3strata.E011"]
+        assert check_buckets_exist() == []  # no "refused the credentials" on top of E011
+    finally:
+        reset_sessions()

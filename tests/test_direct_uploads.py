@@ -370,7 +370,7 @@ def test_active_content_is_stored_as_an_attachment_and_s3_enforces_it(seaweed_se
     status, done = call(client, FINALIZE, ticket=grant["ticket"])
     assert status == 200, done
     head = env.client("HOT").head_object(Bucket=env.hot_bucket, Key=grant["key"])
-    assert head["ContentType"] == "text/html" and head["ContentDisposition"].startswith("attachment;")
+    assert head["ContentType"] == "text/html; charset=utf-8" and head["ContentDisposition"].startswith("attachment;")
 
 
 @pytest.mark.seaweed
@@ -442,7 +442,7 @@ def test_uploads_through_django_store_the_named_type_and_attachments(s3strata_se
     assert "ContentDisposition" not in head
     page = store_upload(SimpleUploadedFile("page.html", b"<p>", content_type="text/html"), "page.html", "b/page.html")
     head = env.client("HOT").head_object(Bucket=env.hot_bucket, Key=page.path)
-    assert head["ContentType"] == "text/html" and head["ContentDisposition"].startswith("attachment;")
+    assert head["ContentType"] == "text/html; charset=utf-8" and head["ContentDisposition"].startswith("attachment;")
     odd = store_upload(SimpleUploadedFile("blob", b"x", content_type="text/html; charset=x,image/png"), "blob", "c/blob")
     assert odd.content_type == "application/octet-stream"
     settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"ACTIVE_CONTENT": "refuse"}}
@@ -710,3 +710,61 @@ def test_an_anonymous_ticket_does_not_carry_the_session_key(
 
 def anyone(request: Any, policy: UploadPolicy) -> bool:
     return True
+
+
+# -- presigned PUT, for providers without POST Object (DIRECT_UPLOAD_METHOD = "put") -------------------
+
+
+@pytest.mark.seaweed
+def test_put_upload_lands_and_s3_enforces_length_and_type(seaweed_settings: Env, settings: Any) -> None:
+    env, client = seaweed_settings, uploader()
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_METHOD": "put"}
+    body = b"%PDF-1.7 a report, sent with PUT"
+    status, grant = call(client, START, filename="report.pdf", size=len(body), content_type="application/pdf")
+    assert status == 200 and grant["method"] == "put" and "fields" not in grant
+    assert grant["headers"] == {"Content-Type": "application/pdf"}
+    signed = grant["url"].split("X-Amz-SignedHeaders=")[1].split("&")[0]
+    assert signed == "content-length%3Bcontent-type%3Bhost"
+
+    def put(data: bytes, headers: dict[str, str]) -> int:
+        return requests.put(grant["url"], data=data, headers=headers, timeout=30).status_code
+
+    # SeaweedFS checks the signature: another length, another type or no type is refused by S3 itself.
+    assert put(body + b"!", grant["headers"]) == 403
+    assert put(body[:-1], grant["headers"]) == 403
+    assert put(body, {"Content-Type": "text/html"}) == 403
+    assert put(body, {}) == 403
+    assert env.keys("HOT") == []
+    assert put(body, grant["headers"]) == 200
+    status, done = call(client, FINALIZE, ticket=grant["ticket"])
+    assert status == 200, done
+    record = PhysicalFile.objects.get(pk=done["id"])
+    assert (record.path, record.size, record.content_type) == (grant["key"], len(body), "application/pdf")
+    assert env.read("HOT", record.path) == body and requests.get(record.url, timeout=10).content == body
+    status, answer = call(client, PARTS, ticket=grant["ticket"], first=1, last=1)
+    assert status == 400 and "single POST or PUT" in answer["error"]
+
+
+@pytest.mark.seaweed
+def test_put_upload_of_active_content_signs_its_disposition(seaweed_settings: Env, settings: Any) -> None:
+    env, client = seaweed_settings, uploader()
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_METHOD": "put"}
+    body = b"<script>alert(document.domain)</script>"
+    policy = UploadPolicy(visibility="PUBLIC", content_types=("text/html",)).sign()
+    status, grant = call(client, START, filename="page.html", size=len(body), content_type="text/html", policy=policy)
+    assert status == 200 and grant["headers"]["Content-Disposition"].startswith("attachment;")
+    without = {k: v for k, v in grant["headers"].items() if k != "Content-Disposition"}
+    assert requests.put(grant["url"], data=body, headers=without, timeout=30).status_code == 403
+    inline = {**grant["headers"], "Content-Disposition": "inline"}
+    assert requests.put(grant["url"], data=body, headers=inline, timeout=30).status_code == 403
+    assert requests.put(grant["url"], data=body, headers=grant["headers"], timeout=30).status_code == 200
+    assert call(client, FINALIZE, ticket=grant["ticket"])[0] == 200
+    head = env.hot_client.head_object(Bucket=env.hot_bucket, Key=grant["key"])
+    assert head["ContentDisposition"] == grant["headers"]["Content-Disposition"]
+
+
+@pytest.mark.seaweed
+def test_large_files_still_go_in_parts_with_put(seaweed_settings: Env, settings: Any) -> None:
+    settings.S3STRATA = {**settings.S3STRATA, "DIRECT_UPLOAD_METHOD": "put"}
+    status, grant = call(uploader(), START, filename="big.bin", size=7 * MiB)
+    assert status == 200 and grant["method"] == "multipart"

@@ -271,6 +271,26 @@ def test_a_page_of_plain_file_fields_looks_its_files_up_in_one_query(
     assert s3_requests == []
 
 
+def test_a_hundred_view_links_cost_constant_queries_and_no_s3_request(
+    s3strata_settings: Env, s3_requests: list[str], django_assert_max_num_queries: Any
+) -> None:
+    from tests.testapp.models import Profile
+
+    for i in range(100):
+        Profile.objects.create(
+            name=f"p{i}", photo=get_file_manager().sync.upload(b"p", None), cv=ContentFile(b"cv", name=f"{i}.pdf")
+        )
+    s3_requests.clear()
+    page = Template(
+        "{% for p in profiles %}<a href='{{ p.photo.url }}'>{{ p.name }}</a><a href='{{ p.cv.url }}'>cv</a>{% endfor %}"
+    )
+    with django_assert_max_num_queries(3):  # the profiles with their photos (one join), then the CVs' files in one query
+        html = page.render(Context({"profiles": Profile.objects.select_related("photo")}))
+    assert html.count("<a href='/s3strata/files/t/") == 100  # the CVs' storage: url_mode="signed"
+    assert html.count("<a href='/s3strata/files/") == 200 and "X-Amz-Signature" not in html  # view links, no presigning
+    assert s3_requests == []
+
+
 def test_contract_file_is_deleted_with_its_owner(s3strata_settings: Env, django_capture_on_commit_callbacks: Any) -> None:
     env = s3strata_settings
     form = modelform_factory(Contract, fields=["customer", "scan"])(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile, File
@@ -81,3 +82,63 @@ def test_a_physical_file_none_or_an_id_keeps_working(s3strata_settings: Env) -> 
     assert Document.objects.get(pk=doc.pk).attachment == record
     with pytest.raises(ValueError, match="must be a"):
         doc.attachment = "not a file"
+
+
+# -- delete_on_replace -------------------------------------------------------------------------
+
+
+def test_a_replaced_file_is_deleted_after_the_commit(s3strata_settings: Env, django_capture_on_commit_callbacks: Any) -> None:
+    from tests.testapp.models import Profile
+
+    env = s3strata_settings
+    profile = Profile.objects.create(name="ada", photo=ContentFile(b"old photo", name="old.png"))
+    old = profile.photo
+    profile = Profile.objects.get()  # loaded: it remembers the file it had
+    with django_capture_on_commit_callbacks() as callbacks:
+        profile.photo = ContentFile(b"new photo", name="new.png")
+        profile.save()
+        assert PhysicalFile.objects.filter(pk=old.pk).exists()  # nothing before the commit
+    for callback in callbacks:
+        callback()
+    new = Profile.objects.get().photo
+    assert list(PhysicalFile.objects.values_list("pk", flat=True)) == [new.pk]
+    assert env.keys("HOT") == [new.path] and env.read("HOT", new.path) == b"new photo"
+    with django_capture_on_commit_callbacks(execute=True):
+        profile.photo = None  # cleared (the form's clear box) counts as replaced by nothing
+        profile.save()
+    assert not PhysicalFile.objects.exists() and env.keys("HOT") == []
+
+
+def test_a_rolled_back_replace_keeps_the_old_file(s3strata_settings: Env, django_capture_on_commit_callbacks: Any) -> None:
+    from django.db import transaction
+
+    from tests.testapp.models import Profile
+
+    env = s3strata_settings
+    profile = Profile.objects.create(name="ada", photo=ContentFile(b"old", name="old.png"))
+    old = profile.photo
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError), transaction.atomic():
+        profile.photo = get_file_manager().sync.upload(b"other", None)
+        profile.save()
+        raise RuntimeError("the view failed")
+    assert callbacks == []
+    assert Profile.objects.get().photo_id == old.pk and env.read("HOT", old.path) == b"old"
+
+
+def test_a_replaced_file_another_row_references_is_kept(s3strata_settings: Env, django_capture_on_commit_callbacks: Any) -> None:
+    from tests.testapp.models import Profile
+
+    env = s3strata_settings
+    shared = get_file_manager().sync.upload(b"shared", None)
+    profile = Profile.objects.create(name="ada", photo=shared)
+    Document.objects.create(title="also", attachment=shared)
+    with django_capture_on_commit_callbacks(execute=True):
+        profile.photo = ContentFile(b"mine", name="mine.png")
+        profile.save()
+        profile.name = "ada l."
+        profile.save(update_fields=["name"])  # the photo column is not written: nothing to delete
+    assert PhysicalFile.objects.filter(pk=shared.pk).exists() and env.read("HOT", shared.path) == b"shared"
+    contract = Contract.objects.create(customer="acme", scan=shared)  # delete_with_owner, but shared too
+    with django_capture_on_commit_callbacks(execute=True):
+        contract.delete()
+    assert PhysicalFile.objects.filter(pk=shared.pk).exists()

@@ -114,7 +114,7 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
 def test_beat_scheduled_archival_moves_the_objects(start_workers: Callable[..., Any], s3strata_settings: Env) -> None:
     env = s3strata_settings
     files = upload_expired(10)
-    schedule = beat_schedule({"ARCHIVE_INTERVAL": 1, "ORPHAN_SWEEP_INTERVAL": None})
+    schedule = beat_schedule({"ARCHIVE_INTERVAL": 1, "ORPHAN_SWEEP_INTERVAL": None, "RESTORE_POLL_INTERVAL": None})
     assert list(schedule) == ["s3strata-archive"] and schedule["s3strata-archive"]["options"] == {"expires": 1.0}
     start_workers(1, beat=schedule)
     assert wait_for(lambda: not PhysicalFile.objects.hot().exists(), 90), "beat never archived the files"

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from .exceptions import ConfigurationError
-from .types import UNSET, FileId, ObjectInfo, PhysicalFile, StorageTier
+from .types import UNSET, FileId, ObjectInfo, PhysicalFile, RestoreFields, StorageTier
 
 __all__ = [
     "AdapterFeatures",
@@ -50,6 +50,11 @@ class AdapterFeatures:
     update_many_if: bool = False
     claims: bool = False
     run_after_commit: bool = False
+    record_restore: bool = False
+    #: The records keep the object's ETag, and ``update_many_if`` takes an ``etag`` change: a move
+    #: records its copy's ETag (with SSE-KMS or in parts it is not the source's). Declared only,
+    #: never guessed from the methods an adapter overrides.
+    records_etag: bool = False
 
 
 #: The methods behind each feature.
@@ -60,6 +65,7 @@ FEATURE_METHODS: dict[str, tuple[str, ...]] = {
     "update_many_if": ("update_many_if",),
     "claims": ("claim_keys", "release_keys"),
     "run_after_commit": ("run_after_commit",),
+    "record_restore": ("record_restore",),
 }
 
 
@@ -84,6 +90,8 @@ def features_of(adapter: StorageAdapter | SyncStorageAdapter) -> AdapterFeatures
 
     if declared is None:
         return AdapterFeatures(**{f: all(map(overrides, names)) for f, names in FEATURE_METHODS.items()})
+    if declared.records_etag and not declared.update_many_if:
+        raise ConfigurationError(f"{type(adapter).__name__} declares 'records_etag': it takes the ETag in update_many_if.")
     for feature, names in FEATURE_METHODS.items():
         missing = [n for n in names if not overrides(n)]
         if getattr(declared, feature) and missing:
@@ -207,6 +215,19 @@ class StorageAdapter(abc.ABC):
         """
         raise NotImplementedError
 
+    async def record_restore(
+        self, id: FileId, expected_tier: StorageTier, expected_path: str, fields: RestoreFields
+    ) -> PhysicalFile | None:
+        """Store what is known of an archived object's restore on record ``id`` (the keys given; None clears one).
+
+        Only while the record is at (``expected_tier``, ``expected_path``): return the updated record,
+        or None when it is gone or moved. With it, list pages know an archived
+        file's state without asking S3, and ``set_tier(..., restore=True)`` records a move to HOT that
+        completes once the restore has; without it, FileManager asks S3 each time and such a move
+        must be asked for again after the restore (docs/archive.md).
+        """
+        raise NotImplementedError
+
     def as_sync(self) -> SyncStorageAdapter:
         """Return the sync face of this adapter; the default runs each coroutine on a private loop."""
         return LoopBridgeAdapter(self)
@@ -284,6 +305,12 @@ class SyncStorageAdapter(abc.ABC):
 
     def run_after_commit(self, work: Callable[[], object]) -> bool:
         """Inside an open transaction, run ``work`` once it commits and return True; False outside one."""
+        raise NotImplementedError
+
+    def record_restore(
+        self, id: FileId, expected_tier: StorageTier, expected_path: str, fields: RestoreFields
+    ) -> PhysicalFile | None:
+        """Store the restore state ``fields`` on record ``id`` while it is at its expected location; else None."""
         raise NotImplementedError
 
 
@@ -371,6 +398,11 @@ class SyncBackedAdapter(StorageAdapter):
     async def run_after_commit(self, work: Callable[[], object]) -> bool:
         return await self._call(self.sync_adapter.run_after_commit, work)
 
+    async def record_restore(
+        self, id: FileId, expected_tier: StorageTier, expected_path: str, fields: RestoreFields
+    ) -> PhysicalFile | None:
+        return await self._call(self.sync_adapter.record_restore, id, expected_tier, expected_path, fields)
+
 
 class LoopBridgeAdapter(SyncStorageAdapter):
     """The sync face of an async-only adapter: each call runs its coroutine on one private event loop thread."""
@@ -448,3 +480,8 @@ class LoopBridgeAdapter(SyncStorageAdapter):
 
     def run_after_commit(self, work: Callable[[], object]) -> bool:
         return self._call(self.adapter.run_after_commit(work))
+
+    def record_restore(
+        self, id: FileId, expected_tier: StorageTier, expected_path: str, fields: RestoreFields
+    ) -> PhysicalFile | None:
+        return self._call(self.adapter.record_restore(id, expected_tier, expected_path, fields))

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qsl, quote, urlencode
+from xml.sax.saxutils import unescape
 
 from botocore.exceptions import ClientError
 
@@ -21,9 +23,27 @@ from .types import StorageTier
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, TagTypeDef
 
 __all__ = ["BucketRequests", "UnfinishedUpload", "UploadedPart"]
+
+
+#: POST policy field names that differ from the PUT header carrying the same value.
+_POST_FIELD_HEADERS = {"acl": "x-amz-acl", "tagging": "x-amz-tagging"}
+_TAG = re.compile(r"<Tag>\s*<Key>(.*?)</Key>\s*<Value>(.*?)</Value>\s*</Tag>", re.DOTALL)
+
+
+def _header_value(member: str, value: str) -> Any:
+    """Return a POST field's text as the PutObject parameter botocore expects.
+
+    The bucket-key flag becomes a bool; tags, XML in a POST form, become the URL-encoded
+    ``k=v&...`` of the ``x-amz-tagging`` header.
+    """
+    if member == "BucketKeyEnabled":
+        return value.lower() == "true"
+    if member == "Tagging" and value.lstrip().startswith("<"):
+        return urlencode([(unescape(k), unescape(v)) for k, v in _TAG.findall(value)], quote_via=quote)
+    return value
 
 
 class UploadedPart(NamedTuple):
@@ -51,6 +71,17 @@ class BucketRequests:
 
         def client(self, tier: StorageTier) -> S3Client: ...
 
+        def write_arguments(
+            self,
+            tier: StorageTier,
+            content_type: str | None,
+            disposition: str | None = None,
+            *,
+            filename: str | None = None,
+            parameters: dict[str, Any] | None = None,
+            checksum: bool = True,
+        ) -> dict[str, Any]: ...
+
     def presigned_post(
         self, tier: StorageTier, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
     ) -> tuple[str, dict[str, str]]:
@@ -62,18 +93,101 @@ class BucketRequests:
             )
         return post["url"], {str(name): str(value) for name, value in post["fields"].items()}
 
-    def create_multipart_upload(
-        self, tier: StorageTier, key: str, *, content_type: str, content_disposition: str | None = None
-    ) -> str:
-        """Start a multipart upload at ``key`` (the tier's storage class) and return its upload ID."""
+    def presigned_put(
+        self, tier: StorageTier, key: str, fields: dict[str, str], size: int, expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """Return a PutObject URL for ``key`` and the headers to send with it (no network).
+
+        ``fields`` are what a POST policy would pin, by their form field names (``Content-Type``,
+        ``x-amz-storage-class``, ``x-amz-meta-*``, ``tagging`` as XML, ...). Each becomes a signed
+        header of the PUT, and so does Content-Length: S3 accepts only ``size`` bytes sent with
+        exactly the returned headers.
+        """
         resolved = self._tiers[tier]
-        extra: dict[str, Any] = {"ContentType": content_type}
-        if content_disposition:
-            extra["ContentDisposition"] = content_disposition
-        if resolved.storage_class:
-            extra["StorageClass"] = resolved.storage_class
+        params: dict[str, Any] = {"Bucket": resolved.bucket, "Key": key, "ContentLength": size}
+        send: dict[str, str] = {}
+        by_header = self._put_object_headers()
+        for name, value in fields.items():
+            lower = name.lower()
+            if lower.startswith("x-amz-meta-"):
+                params.setdefault("Metadata", {})[name[len("x-amz-meta-") :]] = value
+                send[name] = value
+                continue
+            header = _POST_FIELD_HEADERS.get(lower)
+            member = by_header.get(header or lower)
+            if member is None or member in ("ContentLength", "Bucket", "Key"):
+                raise StorageError(
+                    f"the header {name!r} cannot be signed into a presigned PUT.",
+                    operation="PresignPut",
+                    tier=tier.value,
+                    bucket=resolved.bucket,
+                    key=key,
+                )
+            params[member] = _header_value(member, value)
+            send[header or name] = params[member] if member == "Tagging" else value
+        with translate_errors("PresignPut", resolved, key):
+            url = self.client(tier).generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+        return url, send
+
+    def _put_object_headers(self) -> dict[str, str]:
+        """Return {lower-case header name: PutObject parameter} from botocore's service model."""
+        found = getattr(self, "_put_headers", None)
+        if found is None:
+            client = self.client(next(iter(self._tiers)))
+            input_shape = client.meta.service_model.operation_model("PutObject").input_shape
+            members = input_shape.members if input_shape is not None else {}
+            found = {
+                str(shape.serialization["name"]).lower(): name
+                for name, shape in members.items()
+                if shape.serialization.get("location") == "header"
+            }
+            self._put_headers: dict[str, str] = found
+        return found
+
+    def bucket_versioning(self, tier: StorageTier) -> str | None:
+        """Return the versioning status of the tier's bucket: "Enabled", "Suspended", or None when never enabled."""
+        resolved = self._tiers[tier]
+        with translate_errors("GetBucketVersioning", resolved):
+            status = self.client(tier).get_bucket_versioning(Bucket=resolved.bucket).get("Status")
+        return str(status) if status else None
+
+    def lifecycle_rules(self, tier: StorageTier) -> list[dict[str, Any]]:
+        """Return the lifecycle rules of the tier's bucket (none when it has no lifecycle configuration)."""
+        resolved = self._tiers[tier]
+        with translate_errors("GetBucketLifecycleConfiguration", resolved):
+            try:
+                answer = self.client(tier).get_bucket_lifecycle_configuration(Bucket=resolved.bucket)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NoSuchLifecycleConfiguration":
+                    raise
+                return []
+        return [dict(rule) for rule in answer.get("Rules", [])]
+
+    def create_multipart_upload(
+        self,
+        tier: StorageTier,
+        key: str,
+        *,
+        content_type: str,
+        content_disposition: str | None = None,
+        filename: str | None = None,
+    ) -> str:
+        """Start a multipart upload at ``key`` and return its upload ID.
+
+        With the tier's storage class, encryption and object parameters (through the hook, for
+        ``filename``); no checksum algorithm, since the parts come from a browser that sends none.
+        """
+        resolved = self._tiers[tier]
+        extra = self.write_arguments(tier, content_type, content_disposition, filename=filename, checksum=False)
         with translate_errors("CreateMultipartUpload", resolved, key):
             return self.client(tier).create_multipart_upload(Bucket=resolved.bucket, Key=key, **extra)["UploadId"]
+
+    def put_tagging(self, tier: StorageTier, key: str, tagging: str) -> None:
+        """Set the tags of ``key`` to ``tagging`` (``k=v&k2=v2``), replacing any it had."""
+        resolved = self._tiers[tier]
+        tags: list[TagTypeDef] = [{"Key": k, "Value": v} for k, v in parse_qsl(tagging, keep_blank_values=True)]
+        with translate_errors("PutObjectTagging", resolved, key):
+            self.client(tier).put_object_tagging(Bucket=resolved.bucket, Key=key, Tagging={"TagSet": tags})
 
     def presigned_part_urls(
         self, tier: StorageTier, key: str, upload_id: str, parts: Iterable[tuple[int, int]], expires_in: int

@@ -32,6 +32,7 @@ __all__ = [
     "allowed",
     "content_disposition",
     "guess_content_type",
+    "header_type",
     "is_active",
     "parse_content_type",
     "parse_pattern",
@@ -179,6 +180,21 @@ def stored_type(claimed: object, filename: str) -> str:
     if claim is None or is_active(claim):
         return OCTET_STREAM
     return claim
+
+
+def header_type(content_type: str) -> str:
+    """Return the ``Content-Type`` header to store ``content_type`` with: text gets ``; charset=utf-8``.
+
+    Text is every ``text/*`` type and JSON (``application/json``, ``*/*+json``), so that a browser
+    opening the file shows UTF-8 as UTF-8. A type that already carries parameters is kept as it is.
+    """
+    if ";" in content_type:
+        return content_type
+    media = content_type.strip().lower()
+    kind, _, subtype = media.partition("/")
+    if kind == "text" or media == "application/json" or subtype.endswith("+json"):
+        return f"{media}; charset=utf-8"
+    return content_type
 
 
 def content_disposition(disposition: str, filename: str) -> str:

@@ -1,8 +1,9 @@
-"""Uploads that go from a client straight to S3: presigned POST policies and multipart part URLs.
+"""Uploads that go from a client straight to S3: presigned POST policies, presigned PUTs and multipart part URLs.
 
 The server picks the key, the size, the content type and its disposition; the client only gets
 signatures bound to them. A POST policy pins the key (exactly, even when it ends in
-``${filename}``), the Content-Type, the Content-Disposition and the exact length; each multipart
+``${filename}``), the Content-Type, the Content-Disposition and the exact length; a presigned PUT
+(for providers without POST Object) signs the same values as headers; each multipart
 part URL signs its ``Content-Length``, part URLs are signed in batches on demand
 (``sign_parts``), and completing the upload checks the parts against the plan. Sizes stay within
 S3's limits (5 MiB to 5 GiB parts, 10,000 parts, 5 TiB objects). Nothing here writes a record: the
@@ -19,6 +20,7 @@ from typing import Any
 
 from .config import MAX_PRESIGN_EXPIRY
 from .exceptions import FileTooLargeError, InvalidOptionError, StorageError
+from .objectparams import post_fields
 from .objectstore import ObjectStore
 from .types import StorageTier
 
@@ -34,14 +36,17 @@ __all__ = [
     "MultipartTarget",
     "PendingUpload",
     "PostTarget",
+    "PutTarget",
     "abort_multipart",
     "apply_cors",
+    "apply_tags",
     "complete_multipart",
     "cors_rule",
     "head",
     "iter_pending_uploads",
     "part_sizes",
     "presigned_post",
+    "presigned_put",
     "sign_parts",
     "start_multipart",
 ]
@@ -63,6 +68,14 @@ class PostTarget:
 
     url: str
     fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PutTarget:
+    """A presigned PUT: send the file as the body to ``url`` with exactly ``headers`` (for providers without POST)."""
+
+    url: str
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -112,14 +125,31 @@ def _check_size(size: int, max_size: float) -> None:
         raise FileTooLargeError(size, max_size)
 
 
-def _write_fields(store: ObjectStore, tier: StorageTier, content_type: str, disposition: str | None) -> dict[str, str]:
-    fields = {"Content-Type": content_type}
-    if disposition:
-        fields["Content-Disposition"] = disposition
-    storage_class = store.tier(tier).storage_class
-    if storage_class:
-        fields["x-amz-storage-class"] = storage_class
-    return fields
+def _write_fields(
+    store: ObjectStore,
+    tier: StorageTier,
+    content_type: str,
+    disposition: str | None,
+    filename: str | None = None,
+    *,
+    post: bool = True,
+) -> dict[str, str]:
+    """Return the fields (POST policy names) an upload must carry: what every other write to the tier sends too.
+
+    Type (with its charset), disposition, storage class, encryption and the object parameters
+    (through the hook, for ``filename``); no checksum, which a browser does not compute, and no
+    tags (``apply_tags`` sets them once the object has landed).
+    """
+    return post_fields(store.write_arguments(tier, content_type, disposition, filename=filename, checksum=False), post=post)
+
+
+def apply_tags(
+    store: ObjectStore, tier: StorageTier, key: str, content_type: str, disposition: str | None, filename: str | None = None
+) -> None:
+    """Give a POST or PUT upload that landed at ``key`` the tags its tier (and the hook, for ``filename``) set, if any."""
+    tagging = store.write_arguments(tier, content_type, disposition, filename=filename, checksum=False).get("Tagging")
+    if tagging:
+        store.put_tagging(tier, key, tagging)
 
 
 def part_sizes(size: int, part_size: int) -> list[int]:
@@ -146,14 +176,16 @@ def presigned_post(
     expires_in: int,
     max_size: float = math.inf,
     content_disposition: str | None = None,
+    filename: str | None = None,
 ) -> PostTarget:
     """Return a presigned POST for exactly ``size`` bytes of ``content_type`` at ``key`` (no network).
 
-    With ``content_disposition`` the object must be sent with exactly that header value.
+    With ``content_disposition`` the object must be sent with exactly that header value; the
+    tier's encryption and object parameters (the hook's, for ``filename``) are pinned the same way.
     """
     _check_expiry(expires_in)
     _check_size(size, min(max_size, MAX_POST_SIZE))
-    fields = _write_fields(store, tier, content_type, content_disposition)
+    fields = _write_fields(store, tier, content_type, content_disposition, filename)
     # botocore turns the key condition into "starts-with" when the key ends in "${filename}": the
     # exact key is pinned here again, so S3 refuses any other key whatever the name.
     conditions: list[Any] = [
@@ -163,6 +195,31 @@ def presigned_post(
     ]
     url, signed_fields = store.presigned_post(tier, key, fields, conditions, expires_in)
     return PostTarget(url, signed_fields)
+
+
+def presigned_put(
+    store: ObjectStore,
+    tier: StorageTier,
+    key: str,
+    *,
+    size: int,
+    content_type: str,
+    expires_in: int,
+    max_size: float = math.inf,
+    content_disposition: str | None = None,
+    filename: str | None = None,
+) -> PutTarget:
+    """Return a presigned PUT of exactly ``size`` bytes of ``content_type`` at ``key`` (no network).
+
+    For providers without POST Object (Cloudflare R2, Backblaze B2). Every header a POST policy
+    would pin is a signed header of the PUT, and so is Content-Length: S3 refuses the upload
+    unless it carries exactly those values.
+    """
+    _check_expiry(expires_in)
+    _check_size(size, min(max_size, MAX_POST_SIZE))
+    fields = _write_fields(store, tier, content_type, content_disposition, filename, post=False)
+    url, headers = store.presigned_put(tier, key, fields, size, expires_in)
+    return PutTarget(url, headers)
 
 
 def start_multipart(
@@ -176,12 +233,15 @@ def start_multipart(
     expires_in: int,
     max_size: float = math.inf,
     content_disposition: str | None = None,
+    filename: str | None = None,
 ) -> MultipartTarget:
     """Create a multipart upload at ``key`` and presign the first batch of PUTs, each bound to its part's length."""
     _check_expiry(expires_in)
     _check_size(size, min(max_size, MAX_OBJECT_SIZE))
     sizes = part_sizes(size, part_size)
-    upload_id = store.create_multipart_upload(tier, key, content_type=content_type, content_disposition=content_disposition)
+    upload_id = store.create_multipart_upload(
+        tier, key, content_type=content_type, content_disposition=content_disposition, filename=filename
+    )
     urls = sign_parts(store, tier, key, upload_id, sizes, 1, min(len(sizes), PART_BATCH), expires_in)
     return MultipartTarget(upload_id, sizes[0], sizes, urls)
 

@@ -12,6 +12,8 @@
         ├── ObjectNotFoundError   (also FileNotFoundError) no such object
         ├── BucketNotFoundError   the tier's bucket does not exist
         ├── AccessDeniedError     wrong credentials or a policy refused the request
+        │   └── CredentialsError  no credentials found, or too little of their lifetime left to sign
+        ├── ObjectArchivedError   the object is in an archive class (GLACIER, DEEP_ARCHIVE) and not restored
         └── VerificationError     a copy does not match its source
 
 Errors from boto3 and botocore are translated into these at one boundary,
@@ -20,14 +22,18 @@ Errors from boto3 and botocore are translated into these at one boundary,
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AccessDeniedError",
     "BucketNotFoundError",
     "ConfigurationError",
     "ConflictError",
+    "CredentialsError",
     "FileTooLargeError",
     "InvalidKeyError",
     "InvalidOptionError",
+    "ObjectArchivedError",
     "ObjectNotFoundError",
     "S3StrataError",
     "StorageError",
@@ -125,6 +131,43 @@ class BucketNotFoundError(StorageError):
 
 class AccessDeniedError(StorageError):
     """The endpoint refused the credentials or the request."""
+
+
+class CredentialsError(AccessDeniedError):
+    """No credentials to sign with: none found, loading them failed, or they expire too soon to sign a URL."""
+
+
+class ObjectArchivedError(StorageError):
+    """The object sits in an archive storage class and has no restored copy: it cannot be read, presigned or copied.
+
+    The message says how to request a restore; ``storage_class`` names the class and ``restoring``
+    is True while a restore is already under way.
+    """
+
+    #: Django's template engine renders an empty string for a variable whose lookup raises this
+    #: (``{{ file.url }}`` of an archived file), instead of failing the whole page.
+    silent_variable_failure = True
+
+    def __init__(self, message: str, *, storage_class: str | None = None, restoring: bool = False, **where: Any) -> None:
+        self.storage_class = storage_class
+        self.restoring = restoring
+        super().__init__(message, **where)
+
+    @staticmethod
+    def hint(storage_class: str | None, restoring: bool = False) -> str:
+        """Return what to tell a caller about an archived object: why it cannot be read, and how to restore it."""
+        where = f"in the archive class {storage_class}" if storage_class else "in an archive storage class"
+        if restoring:
+            return (
+                f"the object is {where} and a restore is under way: it becomes readable when the restore completes "
+                "(minutes to 48 hours, by class and retrieval tier); nothing else to do."
+            )
+        return (
+            f"the object is {where}: it cannot be read, presigned or copied until it is restored. Request a restore "
+            "with FileManager.restore(file, RestoreOptions(days=1)) (in Django: PhysicalFile.restore(), the admin "
+            "action 'Request restore', or manage.py s3strata_restore <id>), or move it to HOT with "
+            "set_tier(..., restore=True); see docs/archive.md."
+        )
 
 
 class VerificationError(StorageError):

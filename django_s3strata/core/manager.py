@@ -40,6 +40,7 @@ from .moves import Copied
 from .objectstore import DataSource, ObjectStore
 from .operations import Operations
 from .orphans import OrphanOutcome, OrphanPolicy
+from .restore import RestoreResult, RestoreStatus
 from .steps import Op, drive_async, drive_sync
 from .types import (
     AdoptOrphanOptions,
@@ -52,6 +53,7 @@ from .types import (
     GetUrlOptions,
     OrphanObject,
     PhysicalFile,
+    RestoreOptions,
     SetHotDurationOptions,
     SetTierOptions,
     SetVisibilityOptions,
@@ -260,6 +262,20 @@ class FileManager:
         """Return the file's visibility, read from its path by its tier's configured prefixes."""
         return self._ops._location(file)[1]
 
+    # -- the deep archive (docs/archive.md) ---------------------------------------------
+
+    async def restore(self, file: PhysicalFile, options: RestoreOptions | None = None) -> RestoreResult:
+        """Request a restore of an archived file's object; a second request while one runs changes nothing."""
+        return await self._run(self._ops.restore(file, options))
+
+    async def restore_status(self, file: PhysicalFile) -> RestoreStatus:
+        """Return the object's archive state as a HEAD shows it (readable, archived, restoring, restored until)."""
+        return await self._run(self._ops.status(file), shielded=False)
+
+    async def complete_restore(self, file: PhysicalFile, options: RestoreOptions | None = None) -> RestoreResult:
+        """Check a restore, record its state, and run the file's pending move once restored."""
+        return await self._run(self._ops.complete_restore(file, options))
+
     async def open(self, file: PhysicalFile) -> IO[bytes]:
         """Return a seekable binary stream over the file's object, fetching ranges on demand."""
         tier = parse_tier(file.storage_tier, what="storage_tier")
@@ -394,6 +410,18 @@ class SyncFileManager:
         """
         name = clean_filename(filename or key.rsplit("/", 1)[-1])
         return self._run(self._ops.adopt_object(parse_tier(tier), key, name, hot_until, wait))
+
+    def restore(self, file: PhysicalFile, options: RestoreOptions | None = None) -> RestoreResult:
+        """Request a restore of an archived file's object; a second request while one runs changes nothing."""
+        return self._run(self._ops.restore(file, options))
+
+    def restore_status(self, file: PhysicalFile) -> RestoreStatus:
+        """Return the object's archive state as a HEAD shows it."""
+        return self._run(self._ops.status(file))
+
+    def complete_restore(self, file: PhysicalFile, options: RestoreOptions | None = None) -> RestoreResult:
+        """Check a restore, record its state, and run the file's pending move once restored."""
+        return self._run(self._ops.complete_restore(file, options))
 
     def relocate(self, file: PhysicalFile, tier: StorageTier | str, key: str) -> PhysicalFile | None:
         """Point the record at the object at (tier, key) under both keys' claims; None when it changed meanwhile."""

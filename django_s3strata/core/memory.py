@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,8 @@ class _InMemoryState:
 
     def __init__(self) -> None:
         self.files: dict[FileId, PhysicalFile] = {}
+        #: How many records each (tier, path) has: an orphan scan's lookup is one dict probe per key.
+        self.paths: Counter[tuple[StorageTier, str]] = Counter()
         self.claims: dict[ClaimKey, tuple[str, datetime]] = {}
         self.ids = itertools.count(1)
         self.lock = threading.Lock()
@@ -42,6 +45,7 @@ class InMemorySyncAdapter(SyncStorageAdapter):
             file_id = next(self._state.ids)
             record = PhysicalFile(file_id, StorageTier(storage_tier), filename, path, hot_until, now, now)
             self._state.files[file_id] = record
+            self._state.paths[(StorageTier(storage_tier), path)] += 1
             return _copy(record)
 
     def find_by_id(self, id: FileId) -> PhysicalFile | None:
@@ -54,7 +58,7 @@ class InMemorySyncAdapter(SyncStorageAdapter):
             record = self._state.files.get(_key(id))
             if record is None:
                 raise KeyError(f"No PhysicalFile with id {id!r}")
-            return _apply(record, storage_tier, path, hot_until)
+            return _apply(self._state, record, storage_tier, path, hot_until)
 
     def update_if(
         self,
@@ -69,14 +73,16 @@ class InMemorySyncAdapter(SyncStorageAdapter):
             record = self._state.files.get(_key(id))
             if record is None or record.storage_tier != StorageTier(expected_tier) or record.path != expected_path:
                 return None
-            return _apply(record, storage_tier, path, hot_until)
+            return _apply(self._state, record, storage_tier, path, hot_until)
 
     def update_many_if(self, moves: list[Move]) -> list[PhysicalFile | None]:
         return [self.update_if(r.id, StorageTier(r.storage_tier), r.path, **changes) for r, changes in moves]
 
     def delete(self, id: FileId) -> None:
         with self._state.lock:
-            self._state.files.pop(_key(id), None)
+            record = self._state.files.pop(_key(id), None)
+            if record is not None:
+                _forget(self._state, record)
 
     def find_expired_hot_files(self) -> list[PhysicalFile]:
         now = datetime.now(UTC)
@@ -92,9 +98,10 @@ class InMemorySyncAdapter(SyncStorageAdapter):
             return [_copy(f) for f in self._state.files.values()]
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
-        wanted = set(paths)
+        tier = StorageTier(storage_tier)
         with self._state.lock:
-            return {f.path for f in self._state.files.values() if f.storage_tier == storage_tier and f.path in wanted}
+            known = self._state.paths
+            return {p for p in paths if (tier, p) in known}
 
     def claim_keys(self, owner: str, keys: list[ClaimKey], seconds: float) -> dict[ClaimKey, str]:
         now = datetime.now(UTC)
@@ -139,7 +146,15 @@ def _key(id: FileId) -> FileId:
     return id
 
 
-def _apply(record: PhysicalFile, storage_tier: Any, path: Any, hot_until: Any) -> PhysicalFile:
+def _forget(state: _InMemoryState, record: PhysicalFile) -> None:
+    name = (StorageTier(record.storage_tier), record.path)
+    state.paths[name] -= 1
+    if state.paths[name] <= 0:
+        del state.paths[name]
+
+
+def _apply(state: _InMemoryState, record: PhysicalFile, storage_tier: Any, path: Any, hot_until: Any) -> PhysicalFile:
+    _forget(state, record)
     if storage_tier is not UNSET:
         record.storage_tier = StorageTier(storage_tier)
     if path is not UNSET:
@@ -147,6 +162,7 @@ def _apply(record: PhysicalFile, storage_tier: Any, path: Any, hot_until: Any) -
     if hot_until is not UNSET:
         record.hot_until = hot_until
     record.updated_at = datetime.now(UTC)
+    state.paths[(StorageTier(record.storage_tier), record.path)] += 1
     return _copy(record)
 
 

@@ -14,7 +14,6 @@ from .claims import OpsBase, claim_owner, seconds
 from .config import parse_tier, parse_visibility
 from .exceptions import ConflictError, InvalidOptionError, S3StrataError, VerificationError
 from .keys import build_key
-from .objectstore import PART_COPY_THRESHOLD
 from .s3errors import plain_md5
 from .steps import BULK_BYTES, Op, S3Call, db, now
 from .types import (
@@ -38,15 +37,19 @@ def _describes_another_object(exc: BaseException) -> bool:
     return isinstance(exc, VerificationError) or (isinstance(exc, S3StrataError) and getattr(exc, "code", None) in _STALE_RECORD)
 
 
-def _recorded_source(file: PhysicalFile, key: str) -> ObjectInfo | None:
-    """Return the object as the record knows it (records with ``size`` and ``etag``), or None."""
+def _recorded_source(file: PhysicalFile, key: str, part_copy_threshold: int) -> ObjectInfo | None:
+    """Return the object as the record knows it (records with ``size`` and ``etag``), or None.
+
+    Only where the tier's ETags are MD5s (the caller asks ``ObjectStore.etags_are_md5``): with
+    SSE-KMS a record's ETag proves nothing about a copy, and a HEAD's checksum can.
+    """
     size, etag = getattr(file, "size", None), getattr(file, "etag", None)
     if not isinstance(size, int) or isinstance(size, bool) or not isinstance(etag, str):
         return None
     if not plain_md5(etag):
         # Only an MD5 lets the copy's own ETag prove it, even on a server that ignores CopySourceIfMatch.
         return None
-    if size > PART_COPY_THRESHOLD:
+    if size > part_copy_threshold:
         return None  # a copy in parts reads the object's metadata anyway
     return ObjectInfo(key, size, etag, None, getattr(file, "content_type", None), None)
 
@@ -76,7 +79,8 @@ class Copied:
     dst: StorageTier
     dst_key: str
     changes: dict[str, Any]
-    size: int
+    #: The object's size, when the copy learned it (a copy not read first does not).
+    size: int | None
 
     @property
     def keys(self) -> list[ClaimKey]:
@@ -101,17 +105,37 @@ class MoveOps(OpsBase):
         """Copy and verify; on failure remove the partial copy (under our claim, and unless a record points at it)."""
         src, src_key, dst, dst_key = plan.src, plan.src_key, plan.dst, plan.dst_key
         streamed = not self.store.tier(src).same_location(self.store.tier(dst))
+        md5 = self.store.etags_are_md5(src) and self.store.etags_are_md5(dst)
         # A record that knows the object's size and ETag saves the HEAD: the copy is pinned to that ETag.
-        source = _recorded_source(file, src_key)
+        source = _recorded_source(file, src_key, self.advanced.part_copy_threshold) if md5 else None
+        # A record that knows neither: copy first, ask later. One CopyObject of whatever version is there
+        # (S3's own atomic operation) answers the copy's ETag; only an object too large for one needs a HEAD.
+        unread = source is None and md5 and not streamed
         while True:
             from_record = source is not None
-            if source is None:
+            if source is None and not unread:
                 source = yield S3Call(self.store.require, (src, src_key))
             try:
-                yield S3Call(
-                    self.store.copy, (src, src_key, dst, dst_key), {"source": source}, bulk=streamed and source.size > BULK_BYTES
-                )
-                return Copied(file, src, src_key, dst, dst_key, plan.changes, source.size)
+                if source is None:
+                    unread = False
+                    copy: ObjectInfo | None = yield S3Call(self.store.copy_unread, (src, src_key, dst, dst_key))
+                    if copy is None:
+                        continue  # above 5 GiB: read it, then copy in parts
+                    size: int | None = None  # CopyObject does not say
+                else:
+                    copy = yield S3Call(
+                        self.store.copy,
+                        (src, src_key, dst, dst_key),
+                        {"source": source},
+                        bulk=streamed and source.size > BULK_BYTES,
+                    )
+                    size = source.size
+                assert copy is not None
+                changes = plan.changes
+                if self.features.records_etag and getattr(file, "etag", None) != copy.etag:
+                    # The record learns the copy's ETag (a new one with SSE-KMS, in parts, or when the record's was stale).
+                    changes = {**changes, "etag": copy.etag}
+                return Copied(file, src, src_key, dst, dst_key, changes, size)
             except Exception as exc:
                 if from_record and _describes_another_object(exc):
                     # The object changed or went away since its record was written: read it and copy again.
@@ -128,7 +152,10 @@ class MoveOps(OpsBase):
     def _commit(self, copied: Copied) -> Op[PhysicalFile | None]:
         """Commit one copy's new location; return None when the record moved on meanwhile."""
         try:
-            if self.features.update_if:
+            if "etag" in copied.changes:
+                # Only update_many_if takes the ETag (AdapterFeatures.records_etag): a compare-and-set all the same.
+                [committed] = yield from db(SyncStorageAdapter.update_many_if, [(copied.file, copied.changes)])
+            elif self.features.update_if:
                 # Compare-and-set: commit only while the record is still where this move found it.
                 committed = yield from db(
                     SyncStorageAdapter.update_if, copied.file.id, copied.src, copied.src_key, **copied.changes
@@ -160,7 +187,7 @@ class MoveOps(OpsBase):
         elif (copied.src, copied.src_key) in (yield from self._unreferenced([(copied.src, copied.src_key)])):
             yield from self._discard(copied.src, copied.src_key, "stale source copy after a move")
         # Records that carry a size (the Django model does) learn it from the verified copy.
-        if getattr(committed, "size", False) is None:
+        if getattr(committed, "size", False) is None and copied.size is not None:
             committed.size = copied.size  # type: ignore[attr-defined]
         return committed
 

@@ -16,15 +16,20 @@ import math
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
+from urllib.parse import urlencode
 
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 
 from .bucket_requests import BucketRequests, UnfinishedUpload, UploadedPart
-from .clients import build_clients, transfer_config
+from .clients import build_clients, on_aws, tier_credentials, transfer_config
 from .config import MAX_PRESIGN_EXPIRY, ResolvedTier, S3StrataConfig
-from .contenttypes import content_disposition, guess_content_type, write_disposition
+from .contenttypes import content_disposition, guess_content_type, header_type, is_active, write_disposition
 from .exceptions import (
+    CredentialsError,
     FileTooLargeError,
     InvalidOptionError,
     ObjectNotFoundError,
@@ -32,7 +37,8 @@ from .exceptions import (
     VerificationError,
 )
 from .layout import Layout
-from .s3errors import etag_of, plain_md5, translate_errors
+from .objectparams import parse_object_parameters
+from .s3errors import etag_is_md5, etag_of, full_object_checksums, plain_md5, translate_errors
 from .signing import PresignSigner
 from .streams import LimitedReader, S3ObjectReader, remaining_bytes
 from .streams import read_ahead as read_pages_ahead
@@ -59,7 +65,8 @@ DataSource = bytes | bytearray | memoryview | BinaryIO | IO[bytes] | os.PathLike
 
 #: Above this size a server-side copy goes part by part (UploadPartCopy), the parts in parallel;
 #: CopyObject could copy up to 5 GiB, but one request copies much slower than parallel parts.
-PART_COPY_THRESHOLD = 64 * 1024**2
+#: The largest object one CopyObject copies (S3 refuses larger ones with InvalidRequest).
+MAX_SINGLE_COPY = 5 * 1024**3
 MAX_PARTS = 10_000
 
 
@@ -76,11 +83,17 @@ class ObjectStore(BucketRequests):
         self._pid = -1
         self._clients: dict[StorageTier, S3Client] = {}
         self._signers: dict[StorageTier, PresignSigner] = {}
+        self._signers_pid = -1
+        #: Tiers whose provider answered DeleteObjects with NotImplemented: they delete key by key.
+        self._single_deletes: set[StorageTier] = set()
+        #: Tiers where an answer showed SSE-KMS or SSE-C: their ETags are not MD5s, records' ETags prove nothing.
+        self._etags_not_md5: set[StorageTier] = {t for t, r in self._tiers.items() if r.server_side_encryption == "aws:kms"}
 
     def __getstate__(self) -> dict[str, Any]:
         # boto3 clients hold sockets and locks: rebuild them after unpickling.
         state = self.__dict__.copy()
         state["_clients"] = {}
+        state["_signers"] = {}
         state["_pid"] = -1
         del state["_lock"]
         return state
@@ -130,11 +143,36 @@ class ObjectStore(BucketRequests):
         extra = {"response-content-disposition": disposition} if disposition else None
         return self._signer(tier).presign_get(key, expires_in, extra)
 
+    def credential_method(self, tier: StorageTier) -> str | None:
+        """Return where ``tier``'s credentials come from, as botocore names it, or None when none are found.
+
+        "explicit" for keys in the settings; from boto3's chain e.g. "env", "shared-credentials-file",
+        "sso", "assume-role-with-web-identity", "container-role" or "iam-role". Loading them may ask a
+        credentials endpoint once per process; a failure raises CredentialsError.
+        """
+        credentials = tier_credentials(self._tiers[tier])
+        return None if credentials is None else str(getattr(credentials, "method", None) or "explicit")
+
     def _signer(self, tier: StorageTier) -> PresignSigner:
         signer = self._signers.get(tier)
-        if signer is None:
+        if signer is None or self._signers_pid != os.getpid():
+            # The signer reads the same credentials object as the tier's clients (a refresh serves both);
+            # after a fork, the child's own sessions hold it.
+            if self._signers_pid != os.getpid():
+                self._signers, self._signers_pid = {}, os.getpid()
             r = self._tiers[tier]
-            signer = PresignSigner(r.endpoint_url, r.bucket, r.access_key, r.secret_key, r.region or "us-east-1", r.virtual_host)
+            credentials = tier_credentials(r)
+            if credentials is None:
+                raise CredentialsError(
+                    f"no credentials found for the {tier.value} tier: set access_key and secret_key, or give boto3's "
+                    "default credential chain some (environment, profile, web identity, container or instance role).",
+                    operation="presign GetObject",
+                    tier=tier.value,
+                    bucket=r.bucket,
+                )
+            signer = PresignSigner(
+                r.endpoint_url, r.bucket, credentials, r.region or "us-east-1", r.virtual_host, tier=tier.value
+            )
             self._signers[tier] = signer
         return signer
 
@@ -172,20 +210,57 @@ class ObjectStore(BucketRequests):
     def head_with_disposition(self, tier: StorageTier, key: str) -> tuple[ObjectInfo, str | None] | None:
         """Return the HEAD of ``key`` and its Content-Disposition, or None when there is no such object."""
         r = self._tiers[tier]
+        params: dict[str, Any] = {"Bucket": r.bucket, "Key": key}
+        if self.checksum_algorithm(tier):
+            params["ChecksumMode"] = "ENABLED"  # the full-object checksum, when the object has one
         try:
             with translate_errors("HeadObject", r, key):
-                resp = self.client(tier).head_object(Bucket=r.bucket, Key=key)
+                resp = self.client(tier).head_object(**params)
         except ObjectNotFoundError:
             return None
-        info = ObjectInfo(
-            key=key,
-            size=int(resp.get("ContentLength", 0)),
-            etag=etag_of(resp.get("ETag")),
-            last_modified=resp.get("LastModified"),
-            content_type=resp.get("ContentType"),
-            storage_class=resp.get("StorageClass"),
-        )
+        info = self._answered(tier, key, int(resp.get("ContentLength", 0)), resp, resp)
         return info, resp.get("ContentDisposition")
+
+    def _answered(self, tier: StorageTier, key: str, size: int, answer: Any, result: Any) -> ObjectInfo:
+        """Return what S3's ``answer`` (its headers; ``result``: where ETag and checksums are) tells about ``key``."""
+        etag = etag_of(result.get("ETag"))
+        encryption = answer.get("ServerSideEncryption")
+        md5 = etag_is_md5(etag, answer)
+        if plain_md5(etag) and not md5 and tier not in self._etags_not_md5:
+            logger.info(
+                "s3strata: the %s tier's ETags are not MD5s (%s): copies are verified by checksum or size.",
+                tier.value,
+                encryption or "SSE-C",
+            )
+            self._etags_not_md5.add(tier)
+        return ObjectInfo(
+            key=key,
+            size=size,
+            etag=etag,
+            last_modified=answer.get("LastModified"),
+            content_type=answer.get("ContentType"),
+            storage_class=answer.get("StorageClass"),
+            etag_md5=md5,
+            checksums=full_object_checksums(result),
+            encryption=encryption,
+            parameters={name: answer[name] for name in _KEPT if answer.get(name)},
+            tag_count=answer.get("TagCount"),
+            restore=answer.get("Restore"),
+            archive_status=answer.get("ArchiveStatus"),
+        )
+
+    def etags_are_md5(self, tier: StorageTier) -> bool:
+        """Return False when the tier's ETags are known not to be content MD5s (SSE-KMS set, or seen in an answer)."""
+        return tier not in self._etags_not_md5
+
+    def checksum_algorithm(self, tier: StorageTier) -> str | None:
+        """Return the checksum the tier's writes ask S3 to keep: its setting, else SHA256 where boto3 sends checksums."""
+        r = self._tiers[tier]
+        if r.checksum_algorithm is not None:
+            return r.checksum_algorithm
+        # As the client's checksum settings: on AWS by default, elsewhere only when asked for.
+        when = self.advanced.request_checksum_calculation or ("when_supported" if on_aws(r) else "when_required")
+        return "SHA256" if when == "when_supported" else None
 
     def require_bucket(self, tier: StorageTier) -> None:
         """Raise BucketNotFoundError, AccessDeniedError or StorageError unless the tier's bucket answers (one HeadBucket)."""
@@ -213,6 +288,27 @@ class ObjectStore(BucketRequests):
         r = self._tiers[tier]
         with translate_errors("GetObject", r, key):
             self.client(tier).download_fileobj(r.bucket, key, fileobj, Config=self._transfer_config())
+
+    def restore_object(self, tier: StorageTier, key: str, days: int, retrieval: str, storage_class: str | None = None) -> bool:
+        """Ask S3 to restore an archived object for ``days`` at ``retrieval`` speed; False when one is already under way.
+
+        S3 answers 202 for a new restore, 200 when a restored copy exists (its expiry is extended) and
+        409 RestoreAlreadyInProgress while one runs: that last one changes nothing and is not an error.
+        Intelligent-Tiering's archive tiers (``storage_class`` INTELLIGENT_TIERING, as a HEAD said) take
+        no Days: the object returns to its frequent access tier.
+        """
+        r = self._tiers[tier]
+        request: dict[str, Any] = {"GlacierJobParameters": {"Tier": retrieval}}
+        if storage_class != "INTELLIGENT_TIERING":
+            request["Days"] = days
+        try:
+            with translate_errors("RestoreObject", r, key):
+                self.client(tier).restore_object(Bucket=r.bucket, Key=key, RestoreRequest=request)  # type: ignore[arg-type]
+        except StorageError as exc:
+            if exc.code == "RestoreAlreadyInProgress":
+                return False
+            raise
+        return True
 
     def iter_pages(
         self, tier: StorageTier, prefix: str | None = None, page_size: int = 1000, *, read_ahead: bool = False
@@ -257,18 +353,47 @@ class ObjectStore(BucketRequests):
 
     # -- writes --------------------------------------------------------------------
 
-    def _write_args(self, r: ResolvedTier, content_type: str | None, disposition: str | None = None) -> dict[str, Any]:
+    def write_arguments(
+        self,
+        tier: StorageTier,
+        content_type: str | None,
+        disposition: str | None = None,
+        *,
+        filename: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        checksum: bool = True,
+    ) -> dict[str, Any]:
+        """Return the arguments (boto3 names) every write to ``tier`` carries: type, disposition, storage
+        class, encryption, checksum, and the object parameters.
+
+        ``parameters`` are a copied object's own (kept across moves); without them the tier's
+        ``object_parameters`` apply, passed through ``object_parameters_hook`` for ``filename``.
+        A disposition given, or the ``attachment`` of active content, wins over a parameter's.
+        """
+        r = self._tiers[tier]
+        if parameters is None:
+            parameters = dict(r.object_parameters)
+            hook = self.advanced.object_parameters_hook
+            if hook is not None and filename is not None:
+                parameters = parse_object_parameters(hook(filename, parameters), f"object_parameters_hook({filename!r})")
         extra: dict[str, Any] = {}
+        disposition = disposition or parameters.get("ContentDisposition")
         if content_type:
-            extra["ContentType"] = content_type
+            extra["ContentType"] = header_type(content_type)
             # Active content (HTML, SVG, XML, JavaScript) is never written to be shown inline unless
             # the settings say so: a copy between endpoints keeps its attachment disposition too.
             policy = "attachment" if self.advanced.active_content == "refuse" else self.advanced.active_content
-            disposition = disposition or write_disposition(content_type, None, policy)
+            if is_active(content_type) and not (disposition or "").lower().startswith("attachment"):
+                disposition = write_disposition(content_type, None, policy) or disposition
         if disposition:
             extra["ContentDisposition"] = disposition
+        extra.update((name, value) for name, value in parameters.items() if name != "ContentDisposition")
         if r.storage_class:
             extra["StorageClass"] = r.storage_class
+        extra.update(r.write_encryption())
+        algorithm = self.checksum_algorithm(tier) if checksum else None
+        if algorithm:
+            extra["ChecksumAlgorithm"] = algorithm
         return extra
 
     def put(
@@ -280,11 +405,14 @@ class ObjectStore(BucketRequests):
         content_type: str | None = None,
         content_disposition: str | None = None,
         max_size: float = math.inf,
+        filename: str | None = None,
     ) -> ObjectInfo:
         """Store ``data`` at ``key``, streaming (multipart above the threshold); return what S3 answered.
 
         ``content_disposition`` is stored as the object's ``Content-Disposition``; an active
         ``content_type`` without one gets ``attachment`` unless ``active_content`` is "inline".
+        The tier's encryption, checksum and object parameters (through the hook, for ``filename``)
+        go with it.
 
         The ETag is known when the object went in one PutObject (s3transfer does not report a
         multipart upload's); the size always.
@@ -293,31 +421,34 @@ class ObjectStore(BucketRequests):
         reading otherwise (an unfinished multipart upload is then aborted).
         """
         r = self._tiers[tier]
-        extra = self._write_args(r, content_type, content_disposition)
+        extra = self.write_arguments(tier, content_type, content_disposition, filename=filename)
         with translate_errors("PutObject", r, key):
             if isinstance(data, bytes | bytearray | memoryview):
-                size, etag = self._put_bytes(r, key, bytes(data), extra, max_size)
+                size, answer = self._put_bytes(r, key, bytes(data), extra, max_size)
             elif isinstance(cast(object, data), str):
                 raise InvalidOptionError("upload() got a str: pass bytes for content, or a pathlib.Path for a file on disk.")
             elif isinstance(data, os.PathLike):
-                size, etag = self._put_path(r, key, os.fspath(data), extra, max_size)
+                size, answer = self._put_path(r, key, os.fspath(data), extra, max_size)
             elif hasattr(data, "read"):
-                size, etag = self._put_stream(r, key, data, extra, max_size)
+                size, answer = self._put_stream(r, key, data, extra, max_size)
             else:
                 raise InvalidOptionError(
                     f"upload() cannot read a {type(data).__name__}: pass bytes, a binary file object or a pathlib.Path."
                 )
-        return ObjectInfo(key, size, etag_of(etag), None, extra.get("ContentType"), r.storage_class)
+        info = self._answered(tier, key, size, answer or {}, answer or {})
+        info.content_type, info.storage_class = extra.get("ContentType"), r.storage_class
+        info.parameters = {name: extra[name] for name in _KEPT if name in extra}
+        return info
 
-    # Each returns (size, ETag): the ETag is known when the object went in one PutObject (s3transfer
-    # does not report a multipart upload's).
+    # Each returns (size, PutObject's answer): None when the object went in parts (s3transfer does not
+    # report a multipart upload's answer).
 
     def _put_bytes(self, r: ResolvedTier, key: str, data: bytes, extra: dict[str, Any], max_size: float) -> tuple[int, Any]:
         if len(data) > max_size:
             raise FileTooLargeError(len(data), max_size)
         client = self.client(r.tier)
         if len(data) <= self.advanced.multipart_threshold:
-            return len(data), client.put_object(Bucket=r.bucket, Key=key, Body=data, **extra).get("ETag")
+            return len(data), client.put_object(Bucket=r.bucket, Key=key, Body=data, **extra)
         client.upload_fileobj(io.BytesIO(data), r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
         return len(data), None
 
@@ -328,7 +459,7 @@ class ObjectStore(BucketRequests):
         client = self.client(r.tier)
         if size <= self.advanced.multipart_threshold:
             with open(path, "rb") as fh:
-                return size, client.put_object(Bucket=r.bucket, Key=key, Body=fh, **extra).get("ETag")
+                return size, client.put_object(Bucket=r.bucket, Key=key, Body=fh, **extra)
         # Parts are read from the file as they are sent: memory stays small at boto3's 10 in flight.
         cfg = self._transfer_config(concurrency=min(self.advanced.max_concurrency, 10))
         client.upload_file(path, r.bucket, key, ExtraArgs=extra, Config=cfg)
@@ -343,7 +474,7 @@ class ObjectStore(BucketRequests):
             body: object = data.read()
             if not isinstance(body, bytes):
                 raise InvalidOptionError("upload() got a text stream: open the file in binary mode ('rb').")
-            return len(body), client.put_object(Bucket=r.bucket, Key=key, Body=body, **extra).get("ETag")
+            return len(body), client.put_object(Bucket=r.bucket, Key=key, Body=body, **extra)
         reader = LimitedReader(data, max_size)
         client.upload_fileobj(cast("IO[bytes]", reader), r.bucket, key, ExtraArgs=extra, Config=self._transfer_config())
         return reader.count, None
@@ -355,22 +486,46 @@ class ObjectStore(BucketRequests):
             self.client(tier).delete_object(Bucket=r.bucket, Key=key)
 
     def delete_many(self, tier: StorageTier, keys: list[str]) -> None:
-        """Delete ``keys`` with one DeleteObjects request per 1,000; raise StorageError naming any key S3 kept."""
+        """Delete ``keys`` with one DeleteObjects request per 1,000; raise StorageError naming any key S3 kept.
+
+        A provider without DeleteObjects (GCS's XML API answers NotImplemented) is detected at the
+        first such answer and remembered: from then on the tier deletes one key per DeleteObject
+        request, several at a time.
+        """
         r = self._tiers[tier]
         failed: list[Any] = []
-        for start in range(0, len(keys), 1000):
+        start = 0
+        while start < len(keys) and tier not in self._single_deletes:
             chunk = keys[start : start + 1000]
-            with translate_errors("DeleteObjects", r, chunk[0]):
-                resp = self.client(tier).delete_objects(
-                    Bucket=r.bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
-                )
+            try:
+                with translate_errors("DeleteObjects", r, chunk[0]):
+                    resp = self.client(tier).delete_objects(
+                        Bucket=r.bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+                    )
+            except StorageError as exc:
+                if exc.code not in ("NotImplemented", "501"):
+                    raise
+                with self._lock:
+                    first_time = tier not in self._single_deletes
+                    self._single_deletes.add(tier)
+                if first_time:
+                    logger.info(
+                        "s3strata: %s does not implement DeleteObjects (%s): the %s tier deletes one object per request.",
+                        r.endpoint_url,
+                        exc,
+                        tier.value,
+                    )
+                break
             failed.extend(resp.get("Errors", []))
+            start += len(chunk)
+        if start < len(keys):
+            failed.extend(self._delete_singly(r, keys[start:]))
         if failed:
             first = failed[0]
             raise StorageError(
                 f"{len(failed)} of {len(keys)} objects were not deleted; first: {first.get('Key')!r} "
                 f"({first.get('Code')}: {first.get('Message')}).",
-                operation="DeleteObjects",
+                operation="DeleteObject" if tier in self._single_deletes else "DeleteObjects",
                 tier=tier.value,
                 bucket=r.bucket,
                 key=str(first.get("Key")),
@@ -378,83 +533,183 @@ class ObjectStore(BucketRequests):
                 transient=True,
             )
 
+    def _delete_singly(self, r: ResolvedTier, keys: list[str]) -> list[dict[str, str]]:
+        """Delete ``keys`` one DeleteObject request each, a few in parallel; return DeleteObjects-style errors."""
+
+        def one(key: str) -> dict[str, str] | None:
+            try:
+                with translate_errors("DeleteObject", r, key):
+                    self.client(r.tier).delete_object(Bucket=r.bucket, Key=key)
+            except StorageError as exc:
+                return {"Key": key, "Code": exc.code or type(exc).__name__, "Message": str(exc)}
+            return None
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.advanced.max_concurrency, 8, len(keys)))) as pool:
+            return [error for error in pool.map(one, keys) if error is not None]
+
     def copy(
         self, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str, *, source: ObjectInfo | None = None
     ) -> ObjectInfo:
-        """Copy an object and verify the copy; return the copy's HEAD.
+        """Copy an object and verify the copy; return the copy's HEAD (or what the copy request answered).
 
-        Same location: server-side CopyObject (UploadPartCopy in parallel parts above 64 MiB).
-        Different endpoints: a streamed GET into a multipart upload, in bounded memory.
-        On failure the source is untouched; the caller decides whether the destination
-        (which another writer may have committed meanwhile) is a partial copy to remove.
+        Same location: server-side CopyObject (parallel UploadPartCopy parts above ``part_copy_threshold``), the
+        object's metadata, parameters and tags kept. Different endpoints: a streamed GET into a
+        multipart upload, in bounded memory, carrying the same over from the GET's answer. Either
+        way the destination tier's storage class, encryption and checksum apply.
+
+        Verified by the content's MD5 where both ETags are MD5s, else by a checksum both sides
+        report, else by size. On failure the source is untouched; the caller decides whether the
+        destination (which another writer may have committed meanwhile) is a partial copy to remove.
         """
         if (src, src_key) == (dst, dst_key):
             raise InvalidOptionError("copy source and destination are the same object.")
         source = source or self.require(src, src_key)
         s, d = self._tiers[src], self._tiers[dst]
-        streamed_md5: str | None = None
+        streamed: Streamed | None = None
         copy: ObjectInfo | None = None
         with translate_errors("CopyObject", d, dst_key):
             if s.same_location(d):
-                copied_etag = self._server_side_copy(s, src_key, d, dst_key, source)
-                # CopyObject was pinned to the source's ETag (CopySourceIfMatch) and succeeded: S3 copied
-                # exactly the version whose size we know. Where the ETag is an MD5, it must also match.
-                if copied_etag is not None and source.etag and (not plain_md5(source.etag) or copied_etag == source.etag):
-                    copy = ObjectInfo(dst_key, source.size, copied_etag, None, source.content_type, d.storage_class)
-                elif copied_etag is None and source.etag:
+                answered = self._server_side_copy(s, src_key, d, dst_key, source)
+                if answered is None and source.etag:
                     # In parts: every UploadPartCopy was pinned to the source's ETag, the parts' ranges
                     # cover exactly its size, and CompleteMultipartUpload succeeded, so the copy holds
                     # exactly those bytes (its own ETag, of parts, could not be compared anyway).
-                    copy = ObjectInfo(dst_key, source.size, None, None, source.content_type, d.storage_class)
+                    copy = ObjectInfo(dst_key, source.size, None, None, source.content_type, d.storage_class, etag_md5=False)
+                elif answered is not None:
+                    same = same_content(source, answered)
+                    if same is False:
+                        self._verify(source, answered, None, d, dst_key)  # raises, naming what differs
+                    # Proven by MD5 or checksum: the copy holds the source's bytes, of the size known. Else (an
+                    # ETag that is no MD5 and no checksum on both sides) a HEAD of the copy compares the size:
+                    # some servers ignore CopySourceIfMatch, so the pin alone proves nothing.
+                    if same:
+                        copy = answered
             else:
-                streamed_md5 = self._streamed_copy(src, s, src_key, dst, d, dst_key, source)
+                streamed = self._streamed_copy(src, s, src_key, dst, d, dst_key, source)
         if copy is None:
             copy = self.head(dst, dst_key)
-        self._verify(source, copy, streamed_md5, d, dst_key)
+        self._verify(source, copy, streamed, d, dst_key)
         assert copy is not None
         return copy
 
-    def _server_side_copy(self, s: ResolvedTier, src_key: str, d: ResolvedTier, dst_key: str, source: ObjectInfo) -> str | None:
-        """Copy on the server; return the copy's ETag when S3 reports it (single CopyObject)."""
+    def copy_unread(self, src: StorageTier, src_key: str, dst: StorageTier, dst_key: str) -> ObjectInfo | None:
+        """Copy an object not read first with one server-side CopyObject; None when it is too large for one.
+
+        For a record that knows no ETag: instead of a HEAD and a copy pinned to what it answered,
+        the copy takes whatever version is there now (CopyObject is S3's own atomic operation, and
+        its answer's ETag is the copy's). Both tiers must share a location. The answer tells no
+        size: the result's ``size`` is -1. An object above 5 GiB (S3 refuses it with InvalidRequest)
+        is left to ``copy``, which reads it and copies in parts.
+        """
+        s, d = self._tiers[src], self._tiers[dst]
+        extra: dict[str, Any] = dict(d.write_encryption())
+        if d.storage_class:
+            extra["StorageClass"] = d.storage_class
+        algorithm = self.checksum_algorithm(d.tier)
+        if algorithm:
+            extra["ChecksumAlgorithm"] = algorithm
+        with translate_errors("CopyObject", d, dst_key):
+            try:
+                resp = self.client(dst).copy_object(
+                    Bucket=d.bucket,
+                    Key=dst_key,
+                    CopySource={"Bucket": s.bucket, "Key": src_key},
+                    MetadataDirective="COPY",
+                    **extra,
+                )
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                if error.get("Code") == "InvalidRequest" and "larger than the maximum" in str(error.get("Message", "")):
+                    return None
+                if error.get("Code") in ("NoSuchKey", "404", "NotFound"):
+                    with translate_errors("CopyObject", s, src_key):  # the source is what is missing
+                        raise
+                raise
+        answered = self._answered(d.tier, dst_key, -1, resp, resp.get("CopyObjectResult", {}))
+        answered.storage_class = d.storage_class
+        return answered
+
+    def _server_side_copy(
+        self, s: ResolvedTier, src_key: str, d: ResolvedTier, dst_key: str, source: ObjectInfo
+    ) -> ObjectInfo | None:
+        """Copy on the server; return what a single CopyObject answered (None when copied in parts)."""
         client = self.client(d.tier)
         copy_source = {"Bucket": s.bucket, "Key": src_key}
-        extra: dict[str, Any] = {}
+        # Metadata, parameters and tags are copied with the object (MetadataDirective and TaggingDirective
+        # COPY); storage class and encryption are the destination's, which COPY allows setting.
+        extra: dict[str, Any] = dict(d.write_encryption())
         if d.storage_class:
             extra["StorageClass"] = d.storage_class
         if source.etag:
             # Copy exactly the version that was verified, not one written since (every part, if in parts).
             extra["CopySourceIfMatch"] = f'"{source.etag}"'
-        if source.size <= PART_COPY_THRESHOLD:
+        if source.size <= self.advanced.part_copy_threshold:
+            # The source's own algorithm where it has a checksum: the copy's is then comparable with it.
+            algorithm = next(iter(source.checksums), None) or self.checksum_algorithm(d.tier)
+            if algorithm:
+                extra["ChecksumAlgorithm"] = algorithm
             resp = client.copy_object(Bucket=d.bucket, Key=dst_key, CopySource=copy_source, MetadataDirective="COPY", **extra)  # type: ignore[arg-type]
-            return etag_of(resp.get("CopyObjectResult", {}).get("ETag"))
+            answered = self._answered(d.tier, dst_key, source.size, resp, resp.get("CopyObjectResult", {}))
+            answered.content_type, answered.storage_class = source.content_type, d.storage_class
+            answered.parameters = dict(source.parameters)
+            return answered
         # Large objects: parts copied in parallel on the server (UploadPartCopy), much faster than one
-        # CopyObject, and the only way above 5 GiB. s3transfer carries the metadata over from its own
-        # HEAD; the content type is also given, for s3transfer releases that do not.
+        # CopyObject, and the only way above 5 GiB. s3transfer carries the metadata, parameters and tags
+        # over from its own HEAD; the content type is also given, for s3transfer releases that do not.
         part = max(self.advanced.multipart_chunksize, math.ceil(source.size / MAX_PARTS))
         # Parts copied on the server cost the client no memory: as many in flight as connections allow.
-        cfg = self._transfer_config(chunksize=part, threshold=PART_COPY_THRESHOLD, concurrency=self.advanced.max_concurrency)
+        concurrency = self.advanced.part_copy_concurrency or self.advanced.max_concurrency
+        cfg = self._transfer_config(chunksize=part, threshold=self.advanced.part_copy_threshold, concurrency=concurrency)
         if source.content_type:
             extra["ContentType"] = source.content_type
+        if source.tag_count is None or source.tag_count:
+            extra["TaggingDirective"] = "COPY"  # s3transfer copies the tags after the parts (a GetObjectTagging)
         client.copy(copy_source, d.bucket, dst_key, ExtraArgs=extra, Config=cfg)  # type: ignore[arg-type]
         return None
 
     def _streamed_copy(
         self, src: StorageTier, s: ResolvedTier, src_key: str, dst: StorageTier, d: ResolvedTier, dst_key: str, source: ObjectInfo
-    ) -> str:
+    ) -> Streamed:
+        """Stream the source into the destination; return the digests of the bytes read.
+
+        The GET's answer (pinned to the source's ETag) supplies what the copy carries over: content
+        type, disposition, parameters, metadata and, when the object has some, its tags.
+        """
         with translate_errors("GetObject", s, src_key):
             params: dict[str, Any] = {"Bucket": s.bucket, "Key": src_key}
             if source.etag:
                 params["IfMatch"] = f'"{source.etag}"'
-            body = self.client(src).get_object(**params)["Body"]
+            if self.checksum_algorithm(src):
+                params["ChecksumMode"] = "ENABLED"
+            answer = self.client(src).get_object(**params)
+            body = answer["Body"]
         try:
-            reader = LimitedReader(body, math.inf, hash_md5=True)
-            extra = self._write_args(d, source.content_type)
+            got = self._answered(src, src_key, source.size, answer, answer)
+            if source.etag and got.etag != source.etag:
+                # A server that ignores If-Match sent another version: the record or HEAD in hand is stale.
+                raise VerificationError(
+                    f"the source's ETag is {got.etag}, not {source.etag}: it changed since it was read.",
+                    operation="GetObject",
+                    tier=s.tier.value,
+                    bucket=s.bucket,
+                    key=src_key,
+                )
+            # The GET's answer tells what a record could not: whether the ETag is an MD5.
+            source_etag_md5 = got.etag_md5 if source.etag_md5 is None else source.etag_md5
+            kept = dict(got.parameters)
+            if got.tag_count:
+                with translate_errors("GetObjectTagging", s, src_key):
+                    tags = self.client(src).get_object_tagging(Bucket=s.bucket, Key=src_key)["TagSet"]
+                kept["Tagging"] = urlencode([(t["Key"], t["Value"]) for t in tags])
+            # The checksums to prove the bytes by: the source's own (full-object) and the copy's.
+            wanted = {*got.checksums, *source.checksums, self.checksum_algorithm(dst) or ""}
+            reader = LimitedReader(body, math.inf, hash_md5=True, checksums=wanted)
+            extra = self.write_arguments(dst, got.content_type or source.content_type, parameters=kept)
             # Few parts in flight: memory stays near concurrency x chunksize whatever the object size.
             cfg = self._transfer_config(concurrency=3)
             self.client(dst).upload_fileobj(cast("IO[bytes]", reader), d.bucket, dst_key, ExtraArgs=extra, Config=cfg)
         finally:
             body.close()
-        assert reader.md5 is not None
         if reader.count != source.size:
             raise VerificationError(
                 f"read {reader.count} bytes from the source, expected {source.size}.",
@@ -463,10 +718,10 @@ class ObjectStore(BucketRequests):
                 bucket=d.bucket,
                 key=dst_key,
             )
-        return reader.md5.hexdigest()
+        return Streamed(reader.md5_hex(), reader.digests(), {**source.checksums, **got.checksums}, source_etag_md5)
 
     def _verify(
-        self, source: ObjectInfo, copy: ObjectInfo | None, streamed_md5: str | None, d: ResolvedTier, dst_key: str
+        self, source: ObjectInfo, copy: ObjectInfo | None, streamed: Streamed | None, d: ResolvedTier, dst_key: str
     ) -> None:
         def fail(why: str) -> NoReturn:
             raise VerificationError(why, operation="VerifyCopy", tier=d.tier.value, bucket=d.bucket, key=dst_key)
@@ -475,8 +730,51 @@ class ObjectStore(BucketRequests):
             fail("the copy is missing after the copy request succeeded.")
         if copy.size != source.size:
             fail(f"the copy has {copy.size} bytes, the source {source.size}.")
-        if streamed_md5 is not None and plain_md5(source.etag) and streamed_md5 != source.etag:
-            fail(f"the bytes read have MD5 {streamed_md5}, the source's ETag is {source.etag}.")
-        known = streamed_md5 if streamed_md5 is not None else (source.etag if plain_md5(source.etag) else None)
-        if known is not None and plain_md5(copy.etag) and copy.etag != known:
-            fail(f"the copy's ETag {copy.etag} differs from the source's MD5 {known}.")
+        if streamed is None:
+            if same_content(source, copy) is False:
+                fail(f"the copy's ETag or checksum differs from the source's ({_described(copy)} against {_described(source)}).")
+            return
+        read = ObjectInfo(dst_key, copy.size, streamed.md5, etag_md5=True, checksums=streamed.checksums)
+        if same_content(replace(source, etag_md5=streamed.source_etag_md5, checksums=streamed.source_checksums), read) is False:
+            fail(f"the bytes read ({_described(read)}) are not the source's ({_described(source)}).")
+        if same_content(read, copy) is False:
+            fail(f"the copy's ETag or checksum differs from the bytes read ({_described(copy)} against {_described(read)}).")
+
+
+#: The object parameters a HEAD or GET reports that a copy between endpoints carries over.
+_KEPT = ("CacheControl", "ContentDisposition", "ContentEncoding", "ContentLanguage", "Expires", "Metadata")
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """What a streamed copy read: the MD5 and checksums of the bytes, and the checksums the source reported."""
+
+    md5: str
+    checksums: dict[str, str]
+    source_checksums: dict[str, str]
+    source_etag_md5: bool | None
+
+
+def _known_md5(info: ObjectInfo) -> str | None:
+    """Return the content MD5 ``info`` carries: its ETag when an answer showed it is one (or a record's MD5-shaped ETag)."""
+    if info.etag_md5 or (info.etag_md5 is None and plain_md5(info.etag)):
+        return info.etag
+    return None
+
+
+def same_content(a: ObjectInfo, b: ObjectInfo) -> bool | None:
+    """Return whether ``a`` and ``b`` hold the same bytes by their MD5s or a checksum both report; None: cannot tell."""
+    md5_a, md5_b = _known_md5(a), _known_md5(b) if b.etag_md5 is not None else None
+    if md5_a is not None and md5_b is not None:
+        return md5_a == md5_b
+    for algorithm, value in a.checksums.items():
+        other = b.checksums.get(algorithm)
+        if other is not None:
+            return other == value
+    return None
+
+
+def _described(info: ObjectInfo) -> str:
+    shown = [f"ETag {info.etag}" + ("" if _known_md5(info) else " (not an MD5)")] if info.etag else []
+    shown += [f"{algorithm} {value}" for algorithm, value in sorted(info.checksums.items())]
+    return ", ".join(shown) or "no ETag or checksum"

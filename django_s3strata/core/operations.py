@@ -17,6 +17,7 @@ from .contenttypes import parse_content_type, write_disposition
 from .keys import build_key, clean_filename, default_suffix, validate_suffix
 from .objectstore import DataSource, content_disposition, guess_content_type
 from .orphans import OrphanOps
+from .restore import RestoreOps
 from .steps import BULK_BYTES, Op, S3Call, now
 from .types import FileVisibility, GetUrlOptions, ObjectInfo, PhysicalFile, StorageTier, UploadOptions
 
@@ -34,15 +35,16 @@ def _payload_size(data: Any) -> int | None:
     return None
 
 
-class Operations(ArchiveOps, OrphanOps):
+class Operations(RestoreOps, ArchiveOps, OrphanOps):
     """Every operation as a step generator; shared by both faces."""
 
     def url(self, file: PhysicalFile, options: GetUrlOptions | None) -> str:
         """Return the public URL or a presigned URL; no network, no thread hop."""
+        self.refuse_archived(file, "GetUrl")  # a URL to an archived object would only answer 403
         tier, visibility, _ = self._location(file)
-        if visibility is FileVisibility.PUBLIC:
-            return self.store.public_url(tier, file.path)
         opts = options or GetUrlOptions()
+        if visibility is FileVisibility.PUBLIC and not opts.presign:
+            return self.store.public_url(tier, file.path)
         expires = opts.expires_in if opts.expires_in is not None else self.advanced.default_presigned_url_expiration
         disposition = opts.content_disposition
         if disposition is None and self.advanced.presign_content_disposition:
@@ -66,7 +68,12 @@ class Operations(ArchiveOps, OrphanOps):
         stored: ObjectInfo = yield S3Call(
             self.store.put,
             (tier, key, data),
-            {"content_type": content_type, "content_disposition": disposition, "max_size": self.advanced.max_file_size},
+            {
+                "content_type": content_type,
+                "content_disposition": disposition,
+                "max_size": self.advanced.max_file_size,
+                "filename": filename,
+            },
             bulk=size is None or size > BULK_BYTES,
         )
         hot_until = now() + timedelta(seconds=duration) if tier is StorageTier.HOT and duration is not None else None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import queue
 import threading
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from .config import ResolvedTier
@@ -20,15 +22,47 @@ if TYPE_CHECKING:
 __all__ = ["LimitedReader", "S3ObjectReader", "read_ahead", "remaining_bytes"]
 
 
-class LimitedReader(io.RawIOBase):
-    """Pass reads through, raising FileTooLargeError past ``limit`` bytes, hashing with MD5 if asked."""
+class _Crc32:
+    """zlib's CRC-32 with hashlib's update/digest faces (S3's CRC32 checksum: big-endian, 4 bytes)."""
 
-    def __init__(self, source: IO[bytes] | Any, limit: float, hash_md5: bool = False) -> None:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+def _digest(algorithm: str) -> Any:
+    """Return a fresh digest for an S3 checksum algorithm this process can compute, else None (CRC32C needs awscrt)."""
+    if algorithm == "CRC32":
+        return _Crc32()
+    if algorithm in ("SHA1", "SHA256"):
+        return hashlib.new(algorithm.lower(), usedforsecurity=False)
+    return None
+
+
+class LimitedReader(io.RawIOBase):
+    """Pass reads through, raising FileTooLargeError past ``limit`` bytes, hashing with MD5 and S3 checksums if asked."""
+
+    def __init__(self, source: IO[bytes] | Any, limit: float, hash_md5: bool = False, checksums: Iterable[str] = ()) -> None:
         super().__init__()
         self._source = source
         self._limit = limit
         self.count = 0
         self.md5 = hashlib.md5(usedforsecurity=False) if hash_md5 else None
+        self._digests = {name: d for name in checksums if (d := _digest(name)) is not None}
+
+    def md5_hex(self) -> str:
+        """Return the MD5 of the bytes read, in hex (an ETag's form)."""
+        assert self.md5 is not None, "LimitedReader(hash_md5=True) computes the MD5"
+        return self.md5.hexdigest()
+
+    def digests(self) -> dict[str, str]:
+        """Return the S3 checksums of the bytes read, base64 as S3 reports them, by algorithm."""
+        return {name: base64.b64encode(d.digest()).decode() for name, d in self._digests.items()}
 
     def readable(self) -> bool:
         return True
@@ -40,6 +74,8 @@ class LimitedReader(io.RawIOBase):
             raise FileTooLargeError(None, self._limit)
         if self.md5 is not None:
             self.md5.update(data)
+        for digest in self._digests.values():
+            digest.update(data)
         return data
 
     def readinto(self, buffer: Any) -> int:

@@ -6,7 +6,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal, TypedDict
 
 __all__ = [
     "UNSET",
@@ -22,6 +22,8 @@ __all__ = [
     "ObjectInfo",
     "OrphanObject",
     "PhysicalFile",
+    "RestoreFields",
+    "RestoreOptions",
     "S3Object",
     "SetHotDurationOptions",
     "SetTierOptions",
@@ -98,9 +100,11 @@ class UploadOptions:
 class GetUrlOptions:
     """Options for ``FileManager.get_url``."""
 
-    expires_in: int | None = None  # seconds; PRIVATE files only
+    expires_in: int | None = None  # seconds; PRIVATE files only, or PUBLIC ones with ``presign``
     #: ``Content-Disposition`` for the presigned response; overrides the configured default.
     content_disposition: str | None = None
+    #: Presign a PUBLIC file's URL too, so that the response can carry ``content_disposition``.
+    presign: bool = False
 
 
 @dataclass
@@ -118,6 +122,9 @@ class SetTierOptions:
     tier: StorageTier | str
     move_file: bool = True
     hot_duration: int | None = None  # seconds; only when moving to HOT
+    #: Moving an archived object (GLACIER, DEEP_ARCHIVE) to HOT: request its restore and record the
+    #: pending move instead of failing (True: the default RestoreOptions; docs/archive.md).
+    restore: bool | RestoreOptions = False
 
 
 @dataclass
@@ -127,9 +134,9 @@ class SetHotDurationOptions:
     duration: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class S3Object:
-    """One object as a bucket listing shows it."""
+    """One object as a bucket listing shows it (slotted: a scan of a large bucket holds many)."""
 
     key: str
     last_modified: datetime | None = None
@@ -138,7 +145,7 @@ class S3Object:
     storage_class: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OrphanObject(S3Object):
     """An object with no record of its tier and path."""
 
@@ -148,7 +155,7 @@ class OrphanObject(S3Object):
 
 @dataclass
 class ObjectInfo:
-    """What a HEAD request tells about one object."""
+    """What a HEAD request (or a write's answer) tells about one object."""
 
     key: str
     size: int
@@ -156,6 +163,22 @@ class ObjectInfo:
     last_modified: datetime | None = None
     content_type: str | None = None
     storage_class: str | None = None
+    #: True when S3's answer shows the ETag is the content's MD5 (one part, neither SSE-KMS nor SSE-C),
+    #: False when it shows it is not, None when unknown (an ObjectInfo built from a record).
+    etag_md5: bool | None = None
+    #: Full-object checksums S3 reported, by algorithm (``{"SHA256": "<base64>"}``).
+    checksums: dict[str, str] = field(default_factory=dict)
+    #: The server-side encryption S3 reported ("AES256", "aws:kms", ...).
+    encryption: str | None = None
+    #: The object parameters a HEAD reported (CacheControl, ContentDisposition, ContentEncoding,
+    #: ContentLanguage, Expires, Metadata): what a copy between endpoints carries over.
+    parameters: dict[str, Any] = field(default_factory=dict)
+    #: How many tags the object has (a HEAD's ``x-amz-tagging-count``); None when not reported.
+    tag_count: int | None = None
+    #: A HEAD's ``x-amz-restore`` (``ongoing-request="false", expiry-date="..."``); None when never restored.
+    restore: str | None = None
+    #: A HEAD's ``x-amz-archive-status`` (Intelligent-Tiering's ARCHIVE_ACCESS or DEEP_ARCHIVE_ACCESS).
+    archive_status: str | None = None
 
 
 @dataclass
@@ -221,3 +244,25 @@ class AdoptOrphanResult:
     failed: int
     adopted_file_ids: list[FileId]
     errors: list[ErrorEntry] = field(default_factory=list)
+
+
+@dataclass
+class RestoreOptions:
+    """Options for ``FileManager.restore``: how long the restored copy stays, and how fast S3 retrieves it."""
+
+    #: Days the temporary copy stays readable (1 to 365), counted by S3 from when the restore completes.
+    days: int = 1
+    #: "Expedited" (minutes; GLACIER only), "Standard" (hours) or "Bulk" (cheapest, slowest).
+    retrieval: Literal["Expedited", "Standard", "Bulk"] | str = "Standard"
+
+
+class RestoreFields(TypedDict, total=False):
+    """What a record keeps of an archived object's restore (``StorageAdapter.record_restore``); None clears."""
+
+    #: "ARCHIVED", "RESTORING", "RESTORED" or "READABLE"; None: as the tier's storage class implies.
+    archive_state: str | None
+    restore_expires: datetime | None
+    restore_requested_at: datetime | None
+    #: A move waiting for the restore ("HOT"), and the hot duration (seconds) it then sets.
+    restore_move_to: str | None
+    restore_hot_duration: int | None

@@ -110,3 +110,59 @@ def test_repr_never_shows_a_secret() -> None:
     cfg = shared(secret_key="TOP-SECRET-1", hot=S3TierConfig("e", "AK", "TOP-SECRET-2", "b"))
     text = repr(cfg) + repr(resolve_tier(cfg, "HOT")) + repr(resolve_tier(cfg, "COLD"))
     assert "TOP-SECRET" not in text and "AK" in text
+
+
+# -- credentials (issue #17) ------------------------------------------------------------------------
+
+
+def test_keys_are_optional_and_then_the_default_chain_is_meant() -> None:
+    hot = resolve_tier(shared(access_key=None, secret_key=None), "HOT")
+    assert (hot.access_key, hot.secret_key, hot.session_token, hot.profile) == (None, None, None, None)
+    assert hot.describe_credentials() == "boto3's default credential chain"
+    # An unset environment variable read with a "" default counts as not given.
+    assert resolve_tier(shared(access_key="", secret_key=""), "COLD").access_key is None
+    tier = resolve_tier(S3StrataConfig(cold=S3TierConfig("e", bucket="b", profile="prod")), "COLD")
+    assert tier.profile == "prod" and tier.access_key is None and "'prod'" in tier.describe_credentials()
+    token = resolve_tier(shared(session_token="TOKEN-1"), "HOT")
+    assert token.session_token == "TOKEN-1" and token.describe_credentials().endswith("with a session token")
+
+
+@pytest.mark.parametrize(
+    ("kw", "named", "missing"),
+    [
+        ({"secret_key": None}, "secret_key", ("secret_key",)),
+        ({"access_key": None}, "access_key", ("access_key",)),
+        ({"access_key": None, "secret_key": None, "session_token": "T"}, "session_token", ("access_key", "secret_key")),
+        ({"hot_bucket": None, "secret_key": None}, "hot_bucket", ("secret_key", "bucket")),
+    ],
+)
+def test_half_a_key_pair_or_a_lone_token_is_refused_by_name(kw: dict[str, object], named: str, missing: tuple[str, ...]) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        resolve_tier(shared(**kw), "HOT")
+    assert named in str(info.value) and info.value.missing == missing and "default credential chain" in str(info.value)
+
+
+def test_keys_and_a_profile_together_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"hot\.access_key, hot\.secret_key\) and hot\.profile"):
+        resolve_tier(shared(hot=S3TierConfig("e", "AK", "SK", "b", profile="prod")), "HOT")
+
+
+def test_same_location_needs_one_credential_source() -> None:
+    def both(hot: S3TierConfig, cold: S3TierConfig) -> bool:
+        cfg = S3StrataConfig(hot=hot, cold=cold)
+        return resolve_tier(cfg, "HOT").same_location(resolve_tier(cfg, "COLD"))
+
+    assert both(S3TierConfig("e", bucket="h"), S3TierConfig("e", bucket="c"))  # one chain, one identity
+    assert both(S3TierConfig("e", bucket="h", profile="p"), S3TierConfig("e", bucket="c", profile="p"))
+    assert not both(S3TierConfig("e", bucket="h", profile="p"), S3TierConfig("e", bucket="c", profile="q"))
+    assert not both(S3TierConfig("e", "AK", "SK", "h"), S3TierConfig("e", bucket="c"))
+    assert not both(S3TierConfig("e", "AK", "SK", "h"), S3TierConfig("e", "AK", "SK2", "c"))
+    token = {"session_token": "T1"}
+    assert not both(S3TierConfig("e", "AK", "SK", "h", **token), S3TierConfig("e", "AK", "SK", "c", session_token="T2"))
+    assert both(S3TierConfig("e", "AK", "SK", "h", **token), S3TierConfig("e", "AK", "SK", "c", **token))
+
+
+def test_repr_never_shows_a_session_token() -> None:
+    cfg = shared(session_token="TOP-SECRET-TOKEN", hot=S3TierConfig("e", "AK", "SK", "b", session_token="TOP-SECRET-T2"))
+    text = repr(cfg) + repr(resolve_tier(cfg, "HOT")) + repr(resolve_tier(cfg, "COLD"))
+    assert "TOP-SECRET" not in text

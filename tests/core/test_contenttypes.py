@@ -143,7 +143,7 @@ def test_server_side_uploads_store_active_content_as_attachments(manager: FileMa
     body = b"<script>alert(1)</script>".ljust(size, b" ")
     record = manager.sync.upload(body, UploadOptions(filename="page.html", visibility="PUBLIC"))
     head = env.client("HOT").head_object(Bucket=env.hot_bucket, Key=record.path)
-    assert head["ContentType"] == "text/html"
+    assert head["ContentType"] == "text/html; charset=utf-8"
     assert head["ContentDisposition"] == "attachment; filename=\"page.html\"; filename*=UTF-8''page.html"
     plain = manager.sync.upload(b"hello", UploadOptions(filename="a.txt"))
     assert "ContentDisposition" not in env.client("HOT").head_object(Bucket=env.hot_bucket, Key=plain.path)
@@ -168,4 +168,4 @@ def test_a_copy_between_tiers_keeps_active_content_an_attachment(manager: FileMa
     record = manager.sync.upload(b"<p>hi</p>", UploadOptions(filename="page.html"))
     moved = manager.sync.set_tier(record, SetTierOptions(StorageTier.COLD))
     head = env.client("COLD").head_object(Bucket=env.cold_bucket, Key=moved.path)
-    assert head["ContentType"] == "text/html" and head["ContentDisposition"].startswith("attachment")
+    assert head["ContentType"] == "text/html; charset=utf-8" and head["ContentDisposition"].startswith("attachment")

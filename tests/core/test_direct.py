@@ -72,7 +72,7 @@ def test_post_policy_pins_key_size_and_type(manager: FileManager) -> None:
     policy = json.loads(base64.b64decode(post.fields["policy"]))
     conditions = policy["conditions"]
     assert ["content-length-range", 42, 42] in conditions
-    assert {"Content-Type": "text/plain"} in conditions and {"key": "private/x-a.txt"} in conditions
+    assert {"Content-Type": "text/plain; charset=utf-8"} in conditions and {"key": "private/x-a.txt"} in conditions
     assert not any(isinstance(c, list) and c[0] == "starts-with" for c in conditions)
 
 
@@ -119,3 +119,57 @@ def test_part_urls_are_signed_in_bounded_batches(manager: FileManager, first: ob
     with pytest.raises(InvalidOptionError):
         sign_parts(manager.objectstore, StorageTier.HOT, "private/a", "upload", [MiB] * 3, first, last, 60)  # type: ignore[arg-type]
     assert len(sign_parts(manager.objectstore, StorageTier.HOT, "private/a", "upload", [MiB] * 3, 2, 3, 60)) == 2
+
+
+def test_a_presigned_put_signs_every_pinned_header(manager: FileManager) -> None:
+    """Every header a POST policy would pin is a signed header of the PUT: the provider refuses the upload without it."""
+    import requests
+
+    from django_s3strata.core import StorageError
+
+    store = manager.objectstore
+    headers = {
+        "Content-Type": "text/html",
+        "Content-Disposition": "attachment",
+        "x-amz-storage-class": "STANDARD_IA",
+        "x-amz-meta-owner": "alice",
+        "x-amz-server-side-encryption": "AES256",
+    }
+    url, sent = store.presigned_put(StorageTier.HOT, "private/x-a.html", headers, 3, 60)
+    assert sent == headers
+    signed = url.split("X-Amz-SignedHeaders=")[1].split("&")[0].split("%3B")
+    assert signed == sorted([*(h.lower() for h in headers), "content-length", "host"])
+    assert requests.put(url, data=b"<p>", headers=headers, timeout=10).status_code == 200
+    landed = store.client(StorageTier.HOT).head_object(Bucket=store.tier(StorageTier.HOT).bucket, Key="private/x-a.html")
+    assert (landed["ContentLength"], landed["ContentDisposition"], landed["StorageClass"]) == (3, "attachment", "STANDARD_IA")
+    assert landed["Metadata"] == {"owner": "alice"} and landed["ServerSideEncryption"] == "AES256"
+    # The POST forms of tags (XML) and of the bucket-key flag become their PUT headers.
+    fields = {
+        "Content-Type": "application/pdf",
+        "Cache-Control": "max-age=60",
+        "Expires": "Wed, 21 Oct 2037 07:28:00 GMT",
+        "tagging": "<Tagging><TagSet><Tag><Key>team</Key><Value>a b/c</Value></Tag></TagSet></Tagging>",
+        "x-amz-server-side-encryption-bucket-key-enabled": "false",
+    }
+    url, sent = store.presigned_put(StorageTier.HOT, "private/x-b.pdf", fields, 3, 60)
+    assert "x-amz-tagging" in url and "x-amz-server-side-encryption-bucket-key-enabled" in url
+    assert sent == {**{k: v for k, v in fields.items() if k != "tagging"}, "x-amz-tagging": "team=a%20b%2Fc"}
+    assert requests.put(url, data=b"pdf", headers=sent, timeout=10).status_code == 200
+    client, bucket = store.client(StorageTier.HOT), store.tier(StorageTier.HOT).bucket
+    landed = client.head_object(Bucket=bucket, Key="private/x-b.pdf")
+    assert landed["CacheControl"] == "max-age=60" and landed["ExpiresString"] == fields["Expires"]
+    assert client.get_object_tagging(Bucket=bucket, Key="private/x-b.pdf")["TagSet"] == [{"Key": "team", "Value": "a b/c"}]
+    with pytest.raises(StorageError, match="'x-amz-no-such-thing' cannot be signed into a presigned PUT"):
+        store.presigned_put(StorageTier.HOT, "private/x-b", {"x-amz-no-such-thing": "1"}, 1, 60)
+
+
+def test_put_expiry_and_size_are_checked(manager: FileManager) -> None:
+    from django_s3strata.core.direct import presigned_put
+
+    store = manager.objectstore
+    with pytest.raises(InvalidOptionError, match="expires_in"):
+        presigned_put(store, StorageTier.HOT, "private/a", size=1, content_type="text/plain", expires_in=0)
+    with pytest.raises(FileTooLargeError):  # one PUT carries at most 5 GiB, as one POST
+        presigned_put(store, StorageTier.HOT, "private/a", size=5 * 1024**3 + 1, content_type="text/plain", expires_in=60)
+    target = presigned_put(store, StorageTier.HOT, "private/a", size=0, content_type="application/pdf", expires_in=60)
+    assert target.headers == {"Content-Type": "application/pdf"} and "X-Amz-Expires=60" in target.url

@@ -71,7 +71,7 @@ def test_upload_bytes_stores_object_and_record(fm: Face, env: Env) -> None:
     assert env.read("HOT", f.path) == b"Hello, World!"
     assert env.keys("COLD") == []
     head = env.hot_client.head_object(Bucket=env.hot_bucket, Key=f.path)
-    assert head["ContentType"] == "text/plain"
+    assert head["ContentType"] == "text/plain; charset=utf-8"
     assert fm.manager.adapter.files[f.id].path == f.path
 
 
@@ -439,6 +439,9 @@ def test_failed_verification_keeps_record_and_source(fm: Face, env: Env, monkeyp
         raise VerificationError("simulated mismatch", operation="VerifyCopy", tier="COLD", bucket=env.cold_bucket, key=f.path)
 
     monkeypatch.setattr(fm.manager.objectstore, "_verify", corrupt)
+    # A record without an ETag is copied without being read first (nothing to verify against): here
+    # the object is read and the copy verified, as for a record that knows its ETag, or one above 5 GiB.
+    monkeypatch.setattr(fm.manager.objectstore, "copy_unread", lambda *args: None)
     with pytest.raises(VerificationError):
         fm.set_tier(f, SetTierOptions(tier="COLD"))
     record = fm.get_by_id(f.id)
@@ -513,21 +516,27 @@ def test_move_of_missing_source_changes_nothing(fm: Face, env: Env) -> None:
 def test_a_move_that_loses_a_race_changes_nothing(fm: Face, env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     f = fm.upload(b"raced", UploadOptions(filename="r.bin"))
     store = fm.manager.objectstore
-    real_copy = store.copy
     racing: list[Any] = []
 
-    def copy_then_lose_the_race(*args: Any, **kwargs: Any) -> Any:
-        result = real_copy(*args, **kwargs)
-        if not racing:
-            # A writer that knows no claims (an s3strata-ts app on the same table) makes the file public
-            # while this move is between copy and commit: only the compare-and-set commit stops the move.
-            public = f.path.replace("private/", "public/", 1)
-            env.hot_client.copy_object(Bucket=env.hot_bucket, Key=public, CopySource={"Bucket": env.hot_bucket, "Key": f.path})
-            racing.append(fm.manager.sync.adapter.update(f.id, path=public))
-            env.hot_client.delete_object(Bucket=env.hot_bucket, Key=f.path)
-        return result
+    def then_lose_the_race(copy: Any) -> Any:
+        def copy_then_lose_the_race(*args: Any, **kwargs: Any) -> Any:
+            result = copy(*args, **kwargs)
+            if not racing:
+                # A writer that knows no claims (an s3strata-ts app on the same table) makes the file public
+                # while this move is between copy and commit: only the compare-and-set commit stops the move.
+                public = f.path.replace("private/", "public/", 1)
+                env.hot_client.copy_object(
+                    Bucket=env.hot_bucket, Key=public, CopySource={"Bucket": env.hot_bucket, "Key": f.path}
+                )
+                racing.append(fm.manager.sync.adapter.update(f.id, path=public))
+                env.hot_client.delete_object(Bucket=env.hot_bucket, Key=f.path)
+            return result
 
-    monkeypatch.setattr(store, "copy", copy_then_lose_the_race)
+        return copy_then_lose_the_race
+
+    # Either way of copying: read first (a record with an ETag), or not (one without).
+    monkeypatch.setattr(store, "copy", then_lose_the_race(store.copy))
+    monkeypatch.setattr(store, "copy_unread", then_lose_the_race(store.copy_unread))
     with pytest.raises(ConflictError) as info:
         fm.set_tier(f, SetTierOptions(tier="COLD"))
     assert info.value.file_id == f.id and "another move" in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import string
@@ -22,9 +23,9 @@ from django_s3strata.core import (
     StorageTier,
     UploadOptions,
 )
-from django_s3strata.core import objectstore as objectstore_module
 from django_s3strata.core.objectstore import ObjectStore, content_disposition, guess_content_type
 from tests.conftest import Env, make_env
+from tests.faults import FaultProxy
 
 
 def offline(**kw: Any) -> ObjectStore:
@@ -78,10 +79,35 @@ def test_cold_storage_class_is_applied_on_archive(moto_server: Any) -> None:
     assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=direct.path)["StorageClass"] == "STANDARD_IA"
 
 
+def test_a_record_without_an_etag_is_copied_without_being_read_first(moto_server: Any) -> None:
+    """One CopyObject a file (its answer tells the copy's ETag); only S3's 'too large' makes it read the object first."""
+    env: Env = make_env("shared", moto_server, moto_server, part_copy_threshold=6 * 1024 * 1024)
+    proxy = FaultProxy(moto_server.host, moto_server.port).start()
+    try:
+        config = dataclasses.replace(env.config, port=proxy.port)
+        fm = FileManager(config, InMemoryAdapter()).sync
+        small, large = b"s" * 1000, os.urandom(7 * 1024 * 1024)
+        f, g = fm.upload(small, UploadOptions(filename="s.bin")), fm.upload(large, UploadOptions(filename="l.bin"))
+        proxy.faults.reset()
+        f = fm.set_tier(f, SetTierOptions(tier="COLD"))
+        assert proxy.faults.ops() == ["CopyObject", "DeleteObject"]
+        assert env.read("COLD", f.path) == small
+        # S3 refuses one CopyObject above 5 GiB: then a HEAD, and the copy in parts (above the threshold).
+        proxy.faults.reset()
+        proxy.fail("CopyObject", fault="toolarge")
+        g = fm.set_tier(g, SetTierOptions(tier="COLD"))
+        ops = proxy.faults.ops()
+        assert ops[:2] == ["CopyObject", "HeadObject"] and "UploadPartCopy" in ops and "CopyObject" not in ops[1:], ops
+        assert env.read("COLD", g.path) == large and env.keys("HOT") == []
+    finally:
+        proxy.stop()
+
+
 def test_large_copies_go_part_by_part_keeping_the_content_type(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    env: Env = make_env("shared", moto_server, moto_server)
-    monkeypatch.setattr(objectstore_module, "PART_COPY_THRESHOLD", 6 * 1024 * 1024)  # stands in for 64 MiB
+    env: Env = make_env("shared", moto_server, moto_server, part_copy_threshold=6 * 1024 * 1024)
     fm = FileManager(env.config, InMemoryAdapter()).sync
+    # The in-memory record knows no ETag: read the object first, as for one above one CopyObject's 5 GiB.
+    monkeypatch.setattr(fm.objectstore, "copy_unread", lambda *args: None)
     data = os.urandom(13 * 1024 * 1024)
     f = fm.upload(data, UploadOptions(filename="v.txt"))
     calls: list[str] = []
@@ -92,7 +118,7 @@ def test_large_copies_go_part_by_part_keeping_the_content_type(moto_server: Any,
     # The source's HEAD (ours, then s3transfer's); none of the copy: its pinned parts verify it.
     assert calls.count("HeadObject") == 2
     assert env.read("COLD", cold.path) == data and env.keys("HOT") == []
-    assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=cold.path)["ContentType"] == "text/plain"
+    assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=cold.path)["ContentType"] == "text/plain; charset=utf-8"
 
 
 def test_tiers_on_one_location_share_one_client_and_pickling_drops_clients() -> None:
@@ -115,7 +141,10 @@ def test_tiers_on_one_location_share_one_client_and_pickling_drops_clients() -> 
 @pytest.mark.parametrize("style", ["path", "virtual"])
 @pytest.mark.parametrize("key", ["private/a b+c.txt", "public/ü/é~x(1)!*'.png", "k"])
 @pytest.mark.parametrize("disposition", [None, "attachment; filename*=UTF-8''r%C3%A9.pdf"])
-def test_presigned_urls_match_boto3_byte_for_byte(endpoint: str, style: str, key: str, disposition: str | None) -> None:
+@pytest.mark.parametrize("token", [None, "IQoJb3JpZ2luX2Vj//+session/token=="])
+def test_presigned_urls_match_boto3_byte_for_byte(
+    endpoint: str, style: str, key: str, disposition: str | None, token: str | None
+) -> None:
     from datetime import UTC, datetime
     from urllib.parse import parse_qs, urlsplit
 
@@ -128,11 +157,12 @@ def test_presigned_urls_match_boto3_byte_for_byte(endpoint: str, style: str, key
         S3StrataConfig(
             endpoint=host, port=urlsplit(endpoint).port or 443, use_ssl=endpoint.startswith("https"), access_key="AKID",
             secret_key="SECRET/+x", hot_bucket="my-bucket", cold_bucket="other", region="eu-west-1", addressing_style=style,
+            session_token=token,
         )
     )  # fmt: skip
     client = boto3.client(
         "s3", endpoint_url=endpoint, aws_access_key_id="AKID", aws_secret_access_key="SECRET/+x", region_name="eu-west-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+        aws_session_token=token, config=Config(signature_version="s3v4", s3={"addressing_style": style}),
     )  # fmt: skip
     params = {"Bucket": "my-bucket", "Key": key, **({"ResponseContentDisposition": disposition} if disposition else {})}
     theirs = client.generate_presigned_url("get_object", Params=params, ExpiresIn=600)
@@ -143,3 +173,5 @@ def test_presigned_urls_match_boto3_byte_for_byte(endpoint: str, style: str, key
     ours = store._signer(StorageTier.HOT).presign_get(key, 600, extra, now=when)
     assert urlsplit(ours)[:3] == urlsplit(theirs)[:3]  # same scheme, host and path
     assert parse_qs(urlsplit(ours).query) == their_query
+    assert ours == theirs  # byte for byte: the same parameter order and escaping, the token included
+    assert (token is not None) == ("X-Amz-Security-Token=" in ours)

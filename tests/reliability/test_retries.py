@@ -49,6 +49,7 @@ def test_a_transient_fault_is_retried(fault: str, managers: Managers, faults: Fa
         f = fm.sync.upload(op.encode(), UploadOptions(path_suffix=f"{fault}/{op}.bin"))
         f = fm.sync.set_tier(f, SetTierOptions(tier="COLD"))
         assert env.read("COLD", f.path) == op.encode()
+        assert fm.sync.exists(f)  # a HEAD (the move copied without reading the object first)
         assert [s.outcome for s in faults.log if s.op == op][:2] == [fault, "ok"]  # failed once, then retried
 
 

@@ -40,3 +40,14 @@ class Clip(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Profile(models.Model):
+    """A replaceable photo (the old file goes) linked through the download view; a CV on a storage of signed links."""
+
+    name = models.CharField(max_length=100)
+    photo = PhysicalFileField(upload_to="photos", delete_on_replace=True, url_mode="view")
+    cv = models.FileField(upload_to="cvs", storage=S3StrataStorage(url_mode="signed"), blank=True, max_length=255)
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,7 +1,8 @@
 /* django-s3strata: upload a file input's file straight to S3, then submit only a signed reference.
  *
  * A widget is a <div class="s3strata-direct"> with the start and finalize URLs and a signed policy.
- * On a file choice: ask the start URL for a grant, send the file to S3 (one POST, or parts with PUT;
+ * On a file choice: ask the start URL for a grant, send the file to S3 (one POST, one PUT with the
+ * grant's signed headers for providers without POST Object, or parts with PUT;
  * the grant signs the first batch of part URLs and the parts URL signs the next batches as they are
  * needed), ask the finalize URL to record it, put the returned ref in the hidden input and empty the file
  * input, so the form carries no file. If anything fails, the file stays in the input and goes
@@ -40,10 +41,12 @@
     });
   }
 
-  function send(method, url, body, onProgress) {
+  function send(method, url, body, onProgress, headers) {
     return new Promise(function (resolve, reject) {
       var xhr = new XMLHttpRequest();
       xhr.open(method, url);
+      // A presigned PUT signs these headers: S3 refuses the upload unless they are sent as granted.
+      Object.keys(headers || {}).forEach(function (name) { xhr.setRequestHeader(name, headers[name]); });
       xhr.upload.onprogress = function (event) { onProgress(event.loaded); };
       xhr.onload = function () {
         if (xhr.status >= 200 && xhr.status < 300) resolve(xhr);
@@ -123,6 +126,9 @@
       .then(function (grant) {
         if (grant.method === "multipart") {
           return sendParts(grant, file, show, box.dataset.partsUrl, token).then(function () { return grant; });
+        }
+        if (grant.method === "put") {
+          return send("PUT", grant.url, file, show, grant.headers).then(function () { return grant; });
         }
         var form = new FormData();
         Object.keys(grant.fields).forEach(function (name) { form.append(name, grant.fields[name]); });

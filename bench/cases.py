@@ -351,14 +351,16 @@ def case_archive(b: Bench, n: int) -> None:
         return m
 
     # Interleaved rounds, each side first in turn; the best of each counts (the machine drifts).
+    # Rows that know no ETag (written by s3strata-ts, adopted, or from before the etag column) take
+    # part in the rounds too: a target of their own since they are copied without being read first.
     ours_runs: list[Measure] = []
     raw_runs: list[Measure] = []
+    unrecorded_runs: list[Measure] = []
     for r in range(b.args.repeat):
-        first, second = ((run_ours, ours_runs), (run_raw, raw_runs))[:: 1 if r % 2 == 0 else -1]
-        first[1].append(first[0](r))
-        second[1].append(second[0](r))
-    ours, raw = _merge(ours_runs), _merge(raw_runs)
-    unrecorded = run_ours(b.args.repeat, recorded=False)  # once: rows that know no ETag (a HEAD a file)
+        sides = [(run_ours, ours_runs), (run_raw, raw_runs), (lambda r: run_ours(r, recorded=False), unrecorded_runs)]
+        for run, runs in sides[r % 3 :] + sides[: r % 3]:
+            runs.append(run(r))
+    ours, raw, unrecorded = _merge(ours_runs), _merge(raw_runs), _merge(unrecorded_runs)
     counts, queries, raw_counts = counted["ours"], counted["ours-queries"], counted["boto3"]
     left = client.list_objects_v2(Bucket=hot).get("KeyCount", 0)
     assert left == 0, f"{left} objects left in HOT"
@@ -369,9 +371,10 @@ def case_archive(b: Bench, n: int) -> None:
                            ours_runs={"files/s": [n / m.seconds for m in ours_runs]},
                            boto3_runs={"files/s": [n / m.seconds for m in raw_runs]}))  # fmt: skip
     b.results.append(entry(f"archive {n:,} expired small files, rows without size or ETag", "files/s", n / unrecorded.seconds,
-                           n / raw.seconds, target=0.9, requests={"ours": counted["unrecorded"], "boto3": raw_counts},
+                           n / raw.seconds, target=1.0, requests={"ours": counted["unrecorded"], "boto3": raw_counts},
                            queries={"ours": counted["unrecorded-queries"]},
-                           note="diagnostic: rows as s3strata-ts writes them, so each file is read with a HEAD first"))  # fmt: skip
+                           ours_runs={"files/s": [n / m.seconds for m in unrecorded_runs]},
+                           note="rows as s3strata-ts writes them: each file copied with one CopyObject, not read first"))  # fmt: skip
     clear_rows()
 
 
@@ -756,7 +759,7 @@ def case_async_load(b: Bench) -> None:
 
     hot, far = b.servers.bucket(0), b.servers.bucket(1)
     manager = point(b.tiers(hot, far, cold_endpoint=1))
-    move_mib = min(b.args.big_mib, 64)
+    move_mib = min(max(b.args.big_mib), 64)
     path = b.data_dir / "async-move.bin"
     make_file(path, move_mib)
     f = manager.sync.upload(path, UploadOptions(filename="move.bin"))

@@ -42,7 +42,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--files", type=int, default=1000, help="files in the small-upload case (default 1000)")
     parser.add_argument("--archive-files", type=int, nargs="+", default=[1000],
                         help="expired files per archival run (default 1000; add 10000 for the large run)")  # fmt: skip
-    parser.add_argument("--big-mib", type=int, default=256, help="size of the large-file cases in MiB (default 256)")
+    parser.add_argument("--big-mib", type=int, nargs="+", default=[128, 256],
+                        help="sizes of the large-file cases in MiB (default 128 256)")  # fmt: skip
     parser.add_argument("--mem-sizes", type=int, nargs="+", default=[16, 64, 256],
                         help="file sizes (MiB) of the memory-against-size plot (default 16 64 256)")  # fmt: skip
     parser.add_argument("--orphans", type=int, nargs="+", default=[2000, 20000],
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             "urls": lambda: cases.case_urls(b),
             "uploads": lambda: cases.case_uploads(b),
             "archive": lambda: [cases.case_archive(b, n) for n in args.archive_files],
-            "big": lambda: b.sweeps.setdefault("memory_points", []).append(cases.case_big(b, args.big_mib)),
+            "big": lambda: b.sweeps.setdefault("memory_points", []).extend(cases.case_big(b, mib) for mib in args.big_mib),
             "memory": lambda: cases.case_memory_sweep(b),
             "orphans": lambda: cases.case_orphans(b),
             "django": lambda: cases.case_django(b),

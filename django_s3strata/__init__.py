@@ -10,8 +10,8 @@ __version__ = "0.1.0"
 __all__ = [*_core_all, "__version__", "get_file_manager"]
 
 
-def get_file_manager() -> FileManager:
-    """Return the process-wide FileManager built from ``settings.S3STRATA`` (imports Django)."""
+def get_file_manager(name: str = "default") -> FileManager:
+    """Return the FileManager of ``settings.S3STRATA``'s configuration ``name`` (imports Django)."""
     from .services import get_file_manager as _get
 
-    return _get()
+    return _get(name)

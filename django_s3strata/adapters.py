@@ -23,7 +23,7 @@ from .core.types import UNSET, FileId, ObjectInfo, RestoreFields, StorageTier
 from .events import Change
 from .inserts import IN_TRANSACTION, AsyncInserts
 from .models import RESTORE_FIELDS, ObjectClaim, PhysicalFile
-from .querysets import in_array
+from .querysets import config_q, in_array
 
 __all__ = ["DjangoORMAdapter", "DjangoORMSyncAdapter", "now_ms"]
 
@@ -46,7 +46,9 @@ def _tier(value: Any) -> str:
     return StorageTier(value).value
 
 
-def _new_row(storage_tier: Any, filename: str, path: str, hot_until: Any, stored: ObjectInfo | None = None) -> dict[str, Any]:
+def _new_row(
+    storage_tier: Any, filename: str, path: str, hot_until: Any, stored: ObjectInfo | None = None, config: str | None = None
+) -> dict[str, Any]:
     # Both timestamps explicitly: a table shared with Prisma has no database default for updated_at.
     now = now_ms()
     row = {
@@ -57,6 +59,8 @@ def _new_row(storage_tier: Any, filename: str, path: str, hot_until: Any, stored
         "created_at": now,
         "updated_at": now,
     }
+    if config is not None:
+        row["config"] = config  # left out for "default": its rows keep NULL, as s3strata-ts writes them
     if stored is not None:
         row.update(size=stored.size, etag=stored.etag, content_type=stored.content_type)
     return row
@@ -72,8 +76,11 @@ def _changes(storage_tier: Any, path: Any, hot_until: Any, now: datetime | None 
         changes["hot_until"] = _ms(hot_until)
     changes["updated_at"] = now or now_ms()
     if "storage_tier" in changes:
-        # A committed tier move ends any archival claim on the row, and any restore: a new object, a new class.
+        # A committed tier move ends any archival claim on the row.
         changes["lease_owner"] = changes["lease_until"] = None
+    if "storage_tier" in changes or "path" in changes:
+        # And any restore: a new object, written with its tier's class (a visibility move in an archive
+        # class archives the file again; the restored copy was the old key's).
         changes.update(dict.fromkeys(RESTORE_FIELDS))
     return changes
 
@@ -87,7 +94,11 @@ def _applied(before: PhysicalFile, changes: dict[str, Any]) -> PhysicalFile:
 
 
 def _existing_paths(storage_tier: Any, paths: list[str]) -> Any:
-    """Return the paths among ``paths`` that have a row in ``storage_tier``: one query per listing page."""
+    """Return the paths among ``paths`` that have a row in ``storage_tier``: one query per listing page.
+
+    Rows of any configuration count: a row naming the key keeps the object, whichever bucket pair
+    it records (the checks refuse two configurations on one bucket, so none should).
+    """
     return PhysicalFile.objects.filter(in_array("path", paths, "text"), storage_tier=_tier(storage_tier)).values_list(
         "path", flat=True
     )
@@ -188,8 +199,31 @@ def release_keys(owner: str, keys: list[ClaimKey]) -> None:
             cursor.execute(f"DELETE FROM {table} WHERE {owner_col} = %s AND {digest_col} IN ({marks})", [owner, *chunk])  # noqa: S608
 
 
+def delete_row(record: PhysicalFile, using: str) -> bool:
+    """Delete ``record``'s row with one plain DELETE, without Django's Collector; return True if it went.
+
+    The Collector would set to NULL (or cascade to) the rows referencing the file that it finds;
+    a reference made after the caller's last check would be lost that way. Without it, such a
+    reference fails the foreign key instead: the caller's transaction rolls back and the file stays.
+    """
+    conn = connections[using]
+    meta = PhysicalFile._meta
+    q = conn.ops.quote_name
+    with conn.cursor() as cursor:
+        # The model's own quoted names; the id is a parameter.
+        cursor.execute(f"DELETE FROM {q(meta.db_table)} WHERE {q(meta.pk.column)} = %s", [record.pk])  # noqa: S608
+        gone = cursor.rowcount > 0
+    if gone:
+        events.publish([Change(record, None)])
+    return gone
+
+
 class DjangoORMSyncAdapter(SyncStorageAdapter):
-    """Records as PhysicalFile rows: plain ORM calls on the routed database, the one implementation."""
+    """Records as PhysicalFile rows: plain ORM calls on the routed database, the one implementation.
+
+    ``config`` names the ``S3STRATA`` configuration whose rows this adapter writes and finds (None:
+    "default", whose rows hold NULL); a row found by id is used whatever its configuration.
+    """
 
     features = AdapterFeatures(
         find_existing_paths=True,
@@ -202,13 +236,16 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
         record_restore=True,
     )
 
+    def __init__(self, config: str | None = None) -> None:
+        self.config = None if config == "default" else config
+
     def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
-        return self._insert(_new_row(storage_tier, filename, path, hot_until))
+        return self._insert(_new_row(storage_tier, filename, path, hot_until, config=self.config))
 
     def create_stored(
         self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
     ) -> PhysicalFile:
-        return self._insert(_new_row(storage_tier, filename, path, hot_until, stored))
+        return self._insert(_new_row(storage_tier, filename, path, hot_until, stored, self.config))
 
     @staticmethod
     def _insert(row: dict[str, Any]) -> PhysicalFile:
@@ -300,10 +337,10 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
             events.publish([Change(record, None)])
 
     def find_expired_hot_files(self) -> list[PhysicalFile]:
-        return list(PhysicalFile.objects.expired())
+        return list(PhysicalFile.objects.expired().filter(config_q(self.config)))
 
     def find_all(self) -> list[PhysicalFile]:
-        return list(PhysicalFile.objects.all())
+        return list(PhysicalFile.objects.filter(config_q(self.config)))
 
     def find_existing_paths(self, storage_tier: StorageTier, paths: list[str]) -> set[str]:
         return set(_existing_paths(storage_tier, paths))
@@ -342,8 +379,8 @@ class DjangoORMSyncAdapter(SyncStorageAdapter):
 class DjangoORMAdapter(SyncBackedAdapter):
     """Records as PhysicalFile rows for async callers: each call is DjangoORMSyncAdapter's, on the ORM's thread."""
 
-    def __init__(self, sync_adapter: DjangoORMSyncAdapter | None = None) -> None:
-        super().__init__(sync_adapter or DjangoORMSyncAdapter())
+    def __init__(self, sync_adapter: DjangoORMSyncAdapter | None = None, config: str | None = None) -> None:
+        super().__init__(sync_adapter or DjangoORMSyncAdapter(config))
         self._inserts = AsyncInserts()
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -357,14 +394,14 @@ class DjangoORMAdapter(SyncBackedAdapter):
     async def create(self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None) -> PhysicalFile:
         if type(self.sync_adapter) is not DjangoORMSyncAdapter:
             return await super().create(storage_tier, filename, path, hot_until)  # a subclass's own create
-        return await self._insert(_new_row(storage_tier, filename, path, hot_until))
+        return await self._insert(_new_row(storage_tier, filename, path, hot_until, config=self.sync_adapter.config))
 
     async def create_stored(
         self, storage_tier: StorageTier, filename: str, path: str, hot_until: datetime | None, stored: ObjectInfo
     ) -> PhysicalFile:
         if type(self.sync_adapter) is not DjangoORMSyncAdapter:
             return await super().create_stored(storage_tier, filename, path, hot_until, stored)
-        return await self._insert(_new_row(storage_tier, filename, path, hot_until, stored))
+        return await self._insert(_new_row(storage_tier, filename, path, hot_until, stored, self.sync_adapter.config))
 
     async def _insert(self, row: dict[str, Any]) -> PhysicalFile:
         record = await self._inserts.create(row)

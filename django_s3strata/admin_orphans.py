@@ -2,7 +2,8 @@
 
 The page lists through ``sweep_orphans`` (report) and acts through ``sweep_orphan_keys``: the same
 engine as the sweep task, the command and the core API, so adoption records the same thing
-whichever of them runs it. ``PhysicalFileAdmin`` only wires the URL and the permission.
+whichever of them runs it. ``PhysicalFileAdmin`` only wires the URL and the permission. With
+several ``S3STRATA`` configurations the page shows one at a time, chosen by ``?config=``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .conf import get_settings
+from .conf import DEFAULT, config_names, get_settings
 from .core.config import ResolvedTier, parse_tier
 from .core.exceptions import InvalidKeyError, InvalidOptionError
 from .core.keys import check_key
@@ -59,9 +61,19 @@ def human_duration(seconds: int) -> str:
     return ngettext("%(n)d second", "%(n)d seconds", seconds) % {"n": seconds}
 
 
-def _refusal(key: str, tier: StorageTier) -> str:
+def _config(value: str | None) -> str:
+    """Return the configuration a request names (``config``), or "default" for none or an unknown one."""
+    return value if value and value in config_names() else DEFAULT
+
+
+def _also(config: str) -> str:
+    """Return the query string's ``&config=`` part of links back to the page ("" for "default")."""
+    return "" if config == DEFAULT else f"&{urlencode({'config': config})}"
+
+
+def _refusal(key: str, tier: StorageTier, config: str = DEFAULT) -> str:
     """Return the message for a key outside the tier's prefixes (forged, or from a stale page)."""
-    resolved = get_settings().layout.tier(tier)
+    resolved = get_settings(config).layout.tier(tier)
     return _("%(key)r is refused: only keys under the %(tier)s tier's prefixes %(prefixes)s can be adopted or deleted.") % {
         "key": key if len(key) <= 200 else key[:200] + "…",
         "tier": tier.value,
@@ -98,13 +110,14 @@ class OrphansPage:
         if tier not in StorageTier.__members__:
             tier = StorageTier.HOT.value
         prefix = request.GET.get("prefix") or None
+        config = _config(request.GET.get("config"))
         try:
             page = max(1, int(request.GET.get("page") or 1))
         except ValueError:  # "abc", or digits past Python's int limit: a link gone bad, show the first page
             page = 1
-        found = self._first_orphans(StorageTier(tier), prefix, page * ORPHANS_PER_PAGE + 1)
+        found = self._first_orphans(StorageTier(tier), prefix, page * ORPHANS_PER_PAGE + 1, config)
         start = (page - 1) * ORPHANS_PER_PAGE
-        layout = get_settings().layout.tier(StorageTier(tier))
+        layout = get_settings(config).layout.tier(StorageTier(tier))
         context = self._context(
             request,
             _("Orphan objects"),
@@ -114,16 +127,19 @@ class OrphansPage:
             prefix=prefix or "",
             page=page,
             has_next=len(found) > start + ORPHANS_PER_PAGE,
-            grace=human_duration(get_file_manager().config.advanced.orphan_grace_period),
+            grace=human_duration(get_file_manager(config).config.advanced.orphan_grace_period),
+            config=config,
+            config_query=_also(config),
+            configs=config_names(),
             bucket=layout.bucket,
             prefix_placeholder=_("%(public)s/… or %(private)s/…")
             % {"public": layout.public_prefix, "private": layout.private_prefix},
         )
         return TemplateResponse(request, "admin/django_s3strata/orphans.html", context)
 
-    def _first_orphans(self, tier: StorageTier, prefix: str | None, wanted: int) -> list[OrphanObject]:
-        """Return up to ``wanted`` orphans of ``tier`` the page may act on, stopping the listing there."""
-        resolved = get_settings().layout.tier(tier)
+    def _first_orphans(self, tier: StorageTier, prefix: str | None, wanted: int, config: str = DEFAULT) -> list[OrphanObject]:
+        """Return up to ``wanted`` orphans of ``config``'s ``tier`` the page may act on, stopping the listing there."""
+        resolved = get_settings(config).layout.tier(tier)
         found: list[OrphanObject] = []
 
         def visit(outcome: OrphanOutcome) -> None:
@@ -134,7 +150,7 @@ class OrphansPage:
                 raise _PageFull
 
         with contextlib.suppress(_PageFull):
-            get_file_manager().sync.sweep_orphans(OrphanPolicy("report", prefix=prefix, tier=tier), visit)
+            get_file_manager(config).sync.sweep_orphans(OrphanPolicy("report", prefix=prefix, tier=tier), visit)
         return found
 
     # -- the action ----------------------------------------------------------------------------
@@ -146,37 +162,40 @@ class OrphansPage:
             tier = parse_tier(request.POST.get("tier"))
         except InvalidOptionError as exc:
             return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
-        back = HttpResponseRedirect(reverse("admin:s3strata_physicalfile_orphans") + f"?tier={tier.value}")
+        config = _config(request.POST.get("config"))
+        back = HttpResponseRedirect(reverse("admin:s3strata_physicalfile_orphans") + f"?tier={tier.value}{_also(config)}")
         posted = request.POST.getlist("key")
         if len(posted) > ORPHANS_PER_PAGE:
             self._say(request, _("Select at most %(n)d orphans at a time.") % {"n": ORPHANS_PER_PAGE})
             return back
         if action not in PAGE_ACTIONS or "confirm" not in request.POST:
-            confirmation = self._confirmation(request, action, tier, posted)
+            confirmation = self._confirmation(request, action, tier, posted, config)
             return back if confirmation is None else confirmation
-        if not posted or not self._run(request, action, tier, posted):
+        if not posted or not self._run(request, action, tier, posted, config):
             self._say(request, _("Select orphans and an action."), messages.WARNING)
         return back
 
     def _confirmation(
-        self, request: HttpRequest, action: str | None, tier: StorageTier, posted: list[str]
+        self, request: HttpRequest, action: str | None, tier: StorageTier, posted: list[str], config: str = DEFAULT
     ) -> HttpResponse | None:
         """Return the confirmation page for the keys inside the tier's prefixes; None (and a warning) if none."""
-        resolved = get_settings().layout.tier(tier)
+        resolved = get_settings(config).layout.tier(tier)
         keys: list[str] = []
         for key in dict.fromkeys(posted):
             if _inside_prefixes(resolved, key):
                 keys.append(key)
             else:  # never acted on: the page only lists keys under the prefixes, so this was forged or stale
-                self._say(request, _refusal(key, tier))
+                self._say(request, _refusal(key, tier, config))
         if action not in PAGE_ACTIONS or not keys:
             self._say(request, _("Select orphans and an action."), messages.WARNING)
             return None
         title = _("Delete orphan objects") if action == "delete" else _("Adopt orphan objects")
-        context = self._context(request, title, keys=keys, tier=tier.value, orphan_action=action)
+        context = self._context(
+            request, title, keys=keys, tier=tier.value, orphan_action=action, config=config, config_query=_also(config)
+        )
         return TemplateResponse(request, "admin/django_s3strata/orphans_confirm.html", context)
 
-    def _run(self, request: HttpRequest, action: str, tier: StorageTier, keys: list[str]) -> bool:
+    def _run(self, request: HttpRequest, action: str, tier: StorageTier, keys: list[str], config: str = DEFAULT) -> bool:
         """Adopt or delete ``keys`` through the engine and report each outcome; False when every key was refused."""
         outcomes: Counter[str] = Counter()
 
@@ -184,14 +203,14 @@ class OrphansPage:
             outcomes[outcome.action] += 1
             key = outcome.orphan.key
             if outcome.action == "refused":
-                self._say(request, _refusal(key, tier))
+                self._say(request, _refusal(key, tier, config))
             elif outcome.action == "skipped":  # gone, too young, a row points at it, or another writer holds it
                 self._say(request, _("%(key)s is no longer an orphan old enough to %(action)s.") % {"key": key, "action": action})
             elif outcome.action == "failed":
                 self._say(request, _("%(key)s failed: %(error)s") % {"key": key, "error": outcome.error})
 
         # No grace period given: the engine applies ORPHAN_GRACE_PERIOD, as the list does.
-        get_file_manager().sync.sweep_orphan_keys(OrphanPolicy(action), tier, keys, report)
+        get_file_manager(config).sync.sweep_orphan_keys(OrphanPolicy(action), tier, keys, report)
         done = outcomes["adopted"] + outcomes["deleted"]
         if done:
             verb = _("deleted") if action == "delete" else _("adopted")

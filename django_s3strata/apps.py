@@ -30,17 +30,16 @@ class DjangoS3StrataConfig(AppConfig):
         request_started.connect(storage.clear_cache, dispatch_uid="s3strata-storage-cache-start")
         request_finished.connect(storage.clear_cache, dispatch_uid="s3strata-storage-cache-end")
         # Every FileField on this storage: its instances' names wait for the first url() (one query a page).
+        # One receiver per (model, configuration): each storage finds its own configuration's names.
         for model in apps.get_models():
-            names = tuple(
-                f.attname
-                for f in model._meta.concrete_fields
-                if isinstance(f, models.FileField) and isinstance(f.storage, storage.S3StrataStorage)
-            )
-            if names:
-                post_init.connect(
-                    storage.remember_loaded(names), sender=model, weak=False, dispatch_uid=f"s3strata-loaded-{model._meta.label}"
-                )
+            by_config: dict[str, list[str]] = {}
+            for f in model._meta.concrete_fields:
+                if isinstance(f, models.FileField) and isinstance(f.storage, storage.S3StrataStorage):
+                    by_config.setdefault(f.storage.config, []).append(f.attname)
+            for config, names in by_config.items():
+                uid = f"s3strata-loaded-{model._meta.label}" + ("" if config == "default" else f"-{config}")
+                post_init.connect(storage.remember_loaded(tuple(names), config), sender=model, weak=False, dispatch_uid=uid)
 
-    def file_manager(self) -> FileManager:
-        """Return the process-wide FileManager (the model layer reaches it here, never by importing services)."""
-        return services.get_file_manager()
+    def file_manager(self, config: str | None = None) -> FileManager:
+        """Return configuration ``config``'s FileManager (the model layer reaches it here, never by importing services)."""
+        return services.get_file_manager(config)

@@ -1,4 +1,8 @@
-"""A ready Celery beat schedule, with intervals from ``S3STRATA``; merge it into ``CELERY_BEAT_SCHEDULE``."""
+"""A ready Celery beat schedule, with intervals from ``S3STRATA``; merge it into ``CELERY_BEAT_SCHEDULE``.
+
+Each configuration gets its own entries, with its own intervals: ``s3strata-archive`` for
+"default", ``s3strata-archive-exports`` (task kwargs ``{"config": "exports"}``) for "exports".
+"""
 
 from __future__ import annotations
 
@@ -30,24 +34,38 @@ def _entries(options: dict[str, Any]) -> dict[str, tuple[str, int, dict[str, Any
     return entries
 
 
+def _per_config(raw_settings: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Return {configuration name: its Django options} from ``raw_settings`` (None: the parsed setting)."""
+    from .conf import DEFAULT, DJANGO_OPTIONS, split
+
+    if raw_settings is None:
+        from .conf import config_names, get_settings
+
+        return {name: get_settings(name).options for name in config_names()}
+    blocks = split(raw_settings)
+    return {
+        name: {**DJANGO_OPTIONS, **{k: v for k, v in (block or {}).items() if k in DJANGO_OPTIONS}}
+        for name, block in sorted(blocks.items(), key=lambda item: (item[0] != DEFAULT, item[0]))
+    }
+
+
 def beat_schedule(raw_settings: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
-    """Return the schedule entries; each message expires after one interval so a backlog never stacks.
+    """Return the schedule entries, each configuration's; each message expires after one interval so a backlog never stacks.
 
     In settings.py, where the app registry is not ready, pass the ``S3STRATA`` dict::
 
         CELERY_BEAT_SCHEDULE = {**beat_schedule(S3STRATA), ...}
     """
-    from .conf import DJANGO_OPTIONS
+    from .conf import DEFAULT
 
-    options = {**DJANGO_OPTIONS, **{k: v for k, v in (raw_settings or {}).items() if k in DJANGO_OPTIONS}}
-    if raw_settings is None:
-        from .conf import get_settings
-
-        options = get_settings().options
-    return {
-        name: {"task": task, "schedule": float(interval), "kwargs": kwargs, "options": {"expires": float(interval)}}
-        for name, (task, interval, kwargs) in _entries(options).items()
-    }
+    schedule: dict[str, dict[str, Any]] = {}
+    for config, options in _per_config(raw_settings).items():
+        for name, (task, interval, kwargs) in _entries(options).items():
+            if config != DEFAULT:
+                name, kwargs = f"{name}-{config}", {**kwargs, "config": config}
+            expires = {"expires": float(interval)}
+            schedule[name] = {"task": task, "schedule": float(interval), "kwargs": kwargs, "options": expires}
+    return schedule
 
 
 def install_django_celery_beat() -> list[str]:

@@ -20,6 +20,7 @@ __all__ = [
     "check_buckets_exist",
     "check_credentials",
     "check_direct_upload_urls",
+    "check_field_configurations",
     "check_minimum_archive_durations",
     "check_public_read",
     "check_settings",
@@ -58,45 +59,129 @@ def _tier_errors(tiers: dict[StorageTier, ResolvedTier]) -> list[CheckMessage]:
 
 @register(Tags.compatibility)
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Check ``settings.S3STRATA`` and the Celery schedule without touching the network."""
+    """Check ``settings.S3STRATA`` (each configuration of it) and the Celery schedule without touching the network."""
+    from . import conf
+
+    raw = getattr(settings, "S3STRATA", None)
+    try:
+        names = list(conf.split(raw))
+    except ConfigurationError as exc:
+        return [Error(str(exc), hint="Fix settings.S3STRATA as the message says.", id="s3strata.E001")]
+    messages: list[CheckMessage] = []
+    resolved: dict[str, dict[StorageTier, ResolvedTier]] = {}
+    for name in names:
+        found, tiers = _check_configuration(raw, name if conf.is_named(raw) else None)
+        messages.extend(found)
+        resolved[name] = tiers
+    messages.extend(_shared_bucket_errors(resolved))
+    messages.extend(_celery_schedule_messages())
+    return messages
+
+
+@register(Tags.compatibility)
+def check_field_configurations(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Warn of each field or storage that names a configuration ``S3STRATA`` does not have.
+
+    A warning, not an error: a project may leave a configuration out of one environment's settings
+    (and ``makemigrations`` runs the checks); a file stored there raises ConfigurationError naming it.
+    """
+    from django.apps import apps
+    from django.db import models
+
+    from . import conf
+    from .fields import PhysicalFileField
+    from .storage import S3StrataStorage
+
+    raw = getattr(settings, "S3STRATA", None)
+    if raw is None:
+        return []  # nothing configured yet: the settings are set per environment (and per test)
+    try:
+        names = list(conf.split(raw))
+    except ConfigurationError:
+        return []  # reported by check_settings
+    messages: list[CheckMessage] = []
+    for model in apps.get_models():
+        for f in model._meta.concrete_fields:
+            if isinstance(f, PhysicalFileField):
+                config = f.config
+            elif isinstance(f, models.FileField) and isinstance(f.storage, S3StrataStorage):
+                config = f.storage.config
+            else:
+                continue
+            if config not in names:
+                messages.append(
+                    Warning(
+                        f"{model._meta.label}.{f.name} names the S3STRATA configuration {config!r}, which settings.S3STRATA "
+                        f"does not have (it has: {', '.join(names)}).",
+                        hint=f"Add S3STRATA[{config!r}], or name one of the configurations there are.",
+                        obj=f,
+                        id="s3strata.W008",
+                    )
+                )
+    return messages
+
+
+def _shared_bucket_errors(resolved: dict[str, dict[StorageTier, ResolvedTier]]) -> list[CheckMessage]:
+    """Refuse two configurations on one bucket: each one's orphan sweep would take the other's objects for orphans."""
+    seen: dict[tuple[str, str], str] = {}
+    messages: list[CheckMessage] = []
+    for name, tiers in resolved.items():
+        for tier in {(t.endpoint_url, t.bucket): t for t in tiers.values()}.values():
+            other = seen.setdefault((tier.endpoint_url, tier.bucket), name)
+            if other != name:
+                messages.append(
+                    Error(
+                        f"S3STRATA[{other!r}] and S3STRATA[{name!r}] both use the bucket {tier.bucket!r} at {tier.endpoint_url}: "
+                        f"each configuration's orphan sweep would take the other's objects for orphans.",
+                        hint="Give each configuration buckets of its own.",
+                        id="s3strata.E012",
+                    )
+                )
+    return messages
+
+
+def _check_configuration(raw: Any, name: str | None) -> tuple[list[CheckMessage], dict[StorageTier, ResolvedTier]]:
+    """Return the messages of one configuration (``name`` None: the flat dict) and its resolved tiers."""
     from . import conf
 
     messages: list[CheckMessage] = []
-    raw = getattr(settings, "S3STRATA", None)
+    where = "" if name is None else f"S3STRATA[{name!r}]: "
     try:
-        parsed = conf.parse(raw)
+        parsed = conf.parse_one(raw, name or conf.DEFAULT)
     except ConfigurationError as exc:
         text = str(exc)
         if "expiration" in text:
-            return [
-                Error(
-                    text,
-                    hint=f"Set ADVANCED['DEFAULT_PRESIGNED_URL_EXPIRATION'] to at most {MAX_PRESIGN_EXPIRY} seconds (7 days).",
-                    id="s3strata.E004",
-                )
-            ]
-        return [Error(text, hint="Fix settings.S3STRATA as the message says.", id="s3strata.E001")]
+            hint = f"Set ADVANCED['DEFAULT_PRESIGNED_URL_EXPIRATION'] to at most {MAX_PRESIGN_EXPIRY} seconds (7 days)."
+            return [Error(text if where in text else where + text, hint=hint, id="s3strata.E004")], {}
+        return [Error(text, hint="Fix settings.S3STRATA as the message says.", id="s3strata.E001")], {}
     tiers: dict[StorageTier, ResolvedTier] = {}
+    block = conf.default_block(raw) if name is None else raw[name]
     for tier in StorageTier:
         try:
             tiers[tier] = resolve_tier(parsed.config, tier)
         except ConfigurationError as exc:
-            messages.append(_tier_message(tier, exc, raw))
+            messages.append(_tier_message(tier, exc, block, name))
     if len(tiers) == 2:
-        messages.extend(_tier_errors(tiers))
+        messages.extend(_named(m, where) for m in _tier_errors(tiers))
         for tier in tiers.values():
             if not tier.use_ssl and tier.endpoint not in ("127.0.0.1", "localhost", "::1"):
                 messages.append(
                     Warning(
-                        f"The {tier.tier.value} tier talks to {tier.endpoint_url} without TLS: "
+                        f"{where}The {tier.tier.value} tier talks to {tier.endpoint_url} without TLS: "
                         "credentials and presigned URLs travel in clear.",
                         hint="Set USE_SSL to True for a remote endpoint.",
                         id="s3strata.W001",
                     )
                 )
-    messages.extend(_grace_messages(parsed))
-    messages.extend(_celery_schedule_messages())
-    return messages
+    messages.extend(_named(m, where) for m in _grace_messages(parsed))
+    return messages, tiers if len(tiers) == 2 else {}
+
+
+def _named(message: CheckMessage, where: str) -> CheckMessage:
+    """Return ``message`` with its configuration (``S3STRATA['exports']: ``) in front, unless it names it already."""
+    if where and where.rstrip(": ") not in message.msg:
+        message.msg = where + message.msg
+    return message
 
 
 def _grace_messages(parsed: S3StrataSettings) -> list[CheckMessage]:
@@ -119,12 +204,12 @@ def _grace_messages(parsed: S3StrataSettings) -> list[CheckMessage]:
     ]
 
 
-def _tier_message(tier: StorageTier, exc: ConfigurationError, raw: Any) -> CheckMessage:
+def _tier_message(tier: StorageTier, exc: ConfigurationError, raw: Any, name: str | None = None) -> CheckMessage:
     if exc.missing:
         from .conf import missing_keys
 
         block = isinstance(raw, dict) and isinstance(raw.get(tier.value), dict)
-        keys = missing_keys(tier, exc.missing, block)
+        keys = missing_keys(tier, exc.missing, block, name)
         return Error(
             f"The {tier.value} tier has no {', '.join(f.replace('_', ' ') for f in exc.missing)}: set {', '.join(keys)}.",
             hint=f"Set ENDPOINT and {tier.value}_BUCKET in settings.S3STRATA, or a {tier.value!r} sub-dict with "
@@ -133,8 +218,9 @@ def _tier_message(tier: StorageTier, exc: ConfigurationError, raw: Any) -> Check
             id="s3strata.E002",
         )
     overlap = "overlap" in str(exc)
+    where = "" if name is None or f"S3STRATA[{name!r}]" in str(exc) else f"S3STRATA[{name!r}]: "
     return Error(
-        str(exc),
+        where + str(exc),
         hint=f"Give the {tier.value} tier distinct public and private prefixes."
         if overlap
         else "Fix settings.S3STRATA as the message says.",

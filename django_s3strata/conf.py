@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import re
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,22 @@ from .core.exceptions import ConfigurationError, InvalidOptionError
 from .core.layout import Layout
 from .core.types import StorageTier
 
-__all__ = ["DJANGO_OPTIONS", "DjangoS3StrataConfig", "S3StrataSettings", "get_settings", "missing_keys", "reset"]
+__all__ = [
+    "DEFAULT",
+    "DJANGO_OPTIONS",
+    "GLOBAL_OPTIONS",
+    "DjangoS3StrataConfig",
+    "S3StrataSettings",
+    "config_names",
+    "default_block",
+    "get_settings",
+    "is_named",
+    "missing_keys",
+    "parse_all",
+    "parse_one",
+    "reset",
+    "split",
+]
 
 #: Options that only the Django app reads, with their defaults.
 DJANGO_OPTIONS: dict[str, Any] = {
@@ -52,11 +68,13 @@ DJANGO_OPTIONS: dict[str, Any] = {
     "DIRECT_UPLOAD_METHOD": "post",
     # Download links (docs/django.md): who may download by id (None: PUBLIC files for anyone,
     # PRIVATE files for users with s3strata.view_physicalfile; or a "dotted.path" to a callable
-    # (request, file) -> bool), how long the URL the view redirects to lasts (seconds), and
-    # "attachment" or "inline" when the link does not say.
+    # (request, file) -> bool), how long the URL the view redirects to lasts (seconds),
+    # "attachment" or "inline" when the link does not say, and how long a signed link (a token)
+    # made without expires_in works (seconds; None: until SECRET_KEY changes).
     "DOWNLOAD_AUTHORIZE": None,
     "DOWNLOAD_URL_EXPIRES": 60,
     "DOWNLOAD_DISPOSITION": "attachment",
+    "DOWNLOAD_TOKEN_MAX_AGE": 7 * 86400,
     # Unreferenced files (rows no field points at): how old one must be before it counts
     # (seconds; a direct upload's ref lives 24 hours), and the beat interval (None: not scheduled).
     "UNREFERENCED_GRACE": 86400,
@@ -70,6 +88,17 @@ DJANGO_OPTIONS: dict[str, Any] = {
     "RESTORE_DAYS": 3,
     "RESTORE_RETRIEVAL": "Standard",
 }
+
+
+#: The configuration that the flat ``S3STRATA`` dict is, and that a row whose ``config`` is NULL belongs to.
+DEFAULT = "default"
+
+#: Options a project has once, whatever its configurations: one table, one download view, one
+#: direct-upload endpoint. In the named shape they are set in ``S3STRATA['default']`` only.
+GLOBAL_OPTIONS = frozenset({"SHARED_TABLE", *(k for k in DJANGO_OPTIONS if k.startswith(("DIRECT_UPLOAD_", "DOWNLOAD_")))})
+
+#: A configuration's name: lowercase, so that it can never be taken for a flat key (all uppercase).
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 def _fields(cls: type) -> dict[str, str]:
@@ -146,6 +175,12 @@ def _check_downloads(options: dict[str, Any]) -> None:
             f"settings.S3STRATA['DOWNLOAD_DISPOSITION']={options['DOWNLOAD_DISPOSITION']!r} is invalid: "
             "use 'attachment' or 'inline'."
         )
+    max_age = options["DOWNLOAD_TOKEN_MAX_AGE"]
+    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 1):
+        raise ConfigurationError(
+            f"settings.S3STRATA['DOWNLOAD_TOKEN_MAX_AGE']={max_age!r} is invalid: "
+            "give whole seconds (1 or more), or None for signed links that never expire."
+        )
     hook = options["DOWNLOAD_AUTHORIZE"]
     if hook is not None and not (isinstance(hook, str) or callable(hook)):
         raise ConfigurationError("settings.S3STRATA['DOWNLOAD_AUTHORIZE'] must be None, a callable or a 'dotted.path'.")
@@ -197,19 +232,27 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def missing_keys(tier: StorageTier, missing: tuple[str, ...], per_tier: bool) -> list[str]:
-    """Return the ``S3STRATA`` keys that set ``tier``'s missing fields (S3TierConfig's names)."""
+def missing_keys(tier: StorageTier, missing: tuple[str, ...], per_tier: bool, config: str | None = None) -> list[str]:
+    """Return the ``S3STRATA`` keys that set ``tier``'s missing fields (S3TierConfig's names).
+
+    ``config`` names the configuration in the named shape (``S3STRATA['exports'][...]``).
+    """
+    top = "S3STRATA" if config is None else f"S3STRATA[{config!r}]"
     if per_tier:
-        return [f"S3STRATA[{tier.value!r}][{f.upper()!r}]" for f in missing]
+        return [f"{top}[{tier.value!r}][{f.upper()!r}]" for f in missing]
     shared = {"bucket": f"{tier.value}_BUCKET"}
-    return [f"S3STRATA[{shared.get(f, f.upper())!r}]" for f in missing]
+    return [f"{top}[{shared.get(f, f.upper())!r}]" for f in missing]
 
 
 class DjangoS3StrataConfig(S3StrataConfig):
     """The S3StrataConfig read from ``settings.S3STRATA``: its errors name the setting's keys, not the core's fields."""
 
+    #: The configuration's name in the named shape (None: the flat dict); set by ``parse``.
+    setting_config: str | None = None
+
     def setting_names(self, tier: StorageTier, fields: tuple[str, ...]) -> list[str]:
-        return missing_keys(tier, fields, (self.hot if tier is StorageTier.HOT else self.cold) is not None)
+        per_tier = (self.hot if tier is StorageTier.HOT else self.cold) is not None
+        return missing_keys(tier, fields, per_tier, self.setting_config)
 
     def missing_message(self, tier: StorageTier, missing: tuple[str, ...]) -> str:
         keys = self.setting_names(tier, missing)
@@ -225,6 +268,8 @@ class S3StrataSettings:
 
     config: S3StrataConfig
     options: dict[str, Any]
+    #: The configuration's name ("default" for the flat dict).
+    name: str = DEFAULT
 
     @functools.cached_property
     def layout(self) -> Layout:
@@ -238,8 +283,79 @@ class S3StrataSettings:
             raise AttributeError(name) from None
 
 
-def parse(raw: Any) -> S3StrataSettings:
-    """Return the S3StrataSettings for a raw ``S3STRATA`` dict, or raise ConfigurationError."""
+def is_named(raw: Any) -> bool:
+    """Return True when ``raw`` names configurations: a dict with a ``"default"`` key (no flat key is lowercase)."""
+    return isinstance(raw, dict) and DEFAULT in raw
+
+
+def split(raw: Any) -> dict[str, Any]:
+    """Return {configuration name: its raw dict}; the flat shape is ``{"default": raw}``.
+
+    The named shape is told apart by its ``"default"`` key; every key of it must then be a
+    lowercase name holding a dict, and the global options (``GLOBAL_OPTIONS``) may be set in
+    ``"default"`` only. Raise ConfigurationError otherwise, naming the key.
+    """
+    if not is_named(raw):
+        return {DEFAULT: raw}
+    known = set(_TOP) | {"HOT", "COLD", "ADVANCED"} | set(DJANGO_OPTIONS)
+    flat = sorted(str(k) for k in raw if k in known)
+    if flat:
+        raise ConfigurationError(
+            f"settings.S3STRATA names configurations ('default', ...) and also has the flat key(s) {', '.join(flat)}: "
+            "in the named shape every top-level key is a configuration; move them into S3STRATA['default']."
+        )
+    for name, block in raw.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"settings.S3STRATA[{name!r}]: a configuration name is lowercase letters, digits and '_', "
+                "starting with a letter (uppercase keys belong inside a configuration)."
+            )
+        _mapping(block, f"settings.S3STRATA[{name!r}]")
+        if name != DEFAULT:
+            shared = sorted(k for k in block if k in GLOBAL_OPTIONS)
+            if shared:
+                raise ConfigurationError(
+                    f"settings.S3STRATA[{name!r}] sets {', '.join(shared)}, which the project has once: "
+                    "set it in S3STRATA['default'] (docs/django.md, 'Several bucket pairs')."
+                )
+    return dict(raw)
+
+
+def default_block(raw: Any) -> dict[str, Any]:
+    """Return the raw dict of the default configuration (``{}`` when there is none or it is not a dict)."""
+    block = raw.get(DEFAULT) if is_named(raw) else raw
+    return block if isinstance(block, dict) else {}
+
+
+def _renamed(exc: ConfigurationError, name: str) -> ConfigurationError:
+    """Return ``exc`` with every ``S3STRATA`` it names moved under configuration ``name``."""
+    text = str(exc).replace("S3STRATA", f"S3STRATA[{name!r}]")
+    return ConfigurationError(text, tier=exc.tier, missing=exc.missing)
+
+
+def parse_all(raw: Any) -> dict[str, S3StrataSettings]:
+    """Return {name: S3StrataSettings} for a raw ``S3STRATA`` setting of either shape, or raise ConfigurationError."""
+    blocks = split(raw)
+    if not is_named(raw):
+        return {DEFAULT: parse(raw)}
+    return {name: parse_one(raw, name) for name in blocks}
+
+
+def parse_one(raw: Any, name: str) -> S3StrataSettings:
+    """Return configuration ``name`` of a raw ``S3STRATA`` setting already ``split``; errors name ``S3STRATA[name]``."""
+    if not is_named(raw):
+        return parse(raw)
+    block = raw[name]
+    # A global option is the default configuration's in every configuration.
+    shared = {k: v for k, v in default_block(raw).items() if k in GLOBAL_OPTIONS}
+    try:
+        return parse(block if name == DEFAULT else {**block, **shared}, name)
+    except ConfigurationError as exc:
+        raise _renamed(exc, name) from None
+
+
+def parse(raw: Any, name: str | None = None) -> S3StrataSettings:
+    """Return the S3StrataSettings for one flat ``S3STRATA`` dict (configuration ``name``), or raise ConfigurationError."""
     top = _mapping(raw if raw is not None else {}, "settings.S3STRATA")
     _refuse_unknown(top, set(_TOP) | {"HOT", "COLD", "ADVANCED"} | set(DJANGO_OPTIONS), "settings.S3STRATA")
     kwargs: dict[str, Any] = {_TOP[k]: v for k, v in top.items() if k in _TOP}
@@ -270,18 +386,36 @@ def parse(raw: Any) -> S3StrataSettings:
         parse_seconds(options["STORAGE_HOT_DURATION"], "settings.S3STRATA['STORAGE_HOT_DURATION']")
     except InvalidOptionError as exc:
         raise ConfigurationError(str(exc)) from None
-    return S3StrataSettings(DjangoS3StrataConfig(**kwargs), options)
+    config = DjangoS3StrataConfig(**kwargs)
+    if name is not None:
+        object.__setattr__(config, "setting_config", name)  # the dataclass may be frozen: the name is no field
+    return S3StrataSettings(config, options, name or DEFAULT)
 
 
-_cached: S3StrataSettings | None = None
+_cached: dict[str, S3StrataSettings] | None = None
 
 
-def get_settings() -> S3StrataSettings:
-    """Return the parsed ``S3STRATA`` setting (cached until ``reset``)."""
+def _all() -> dict[str, S3StrataSettings]:
     global _cached
     if _cached is None:
-        _cached = parse(getattr(settings, "S3STRATA", None))
+        _cached = parse_all(getattr(settings, "S3STRATA", None))
     return _cached
+
+
+def config_names() -> list[str]:
+    """Return the configurations' names, ``"default"`` first."""
+    return sorted(_all(), key=lambda n: (n != DEFAULT, n))
+
+
+def get_settings(name: str | None = None) -> S3StrataSettings:
+    """Return the parsed settings of configuration ``name`` (None: ``"default"``), cached until ``reset``."""
+    parsed = _all()
+    try:
+        return parsed[name or DEFAULT]
+    except KeyError:
+        raise ConfigurationError(
+            f"settings.S3STRATA has no configuration named {name!r}; it has: {', '.join(config_names())}."
+        ) from None
 
 
 def reset() -> None:

@@ -4,7 +4,8 @@
 ``files/t/<token>/`` (a signed token, ``django_s3strata.links``: whoever holds it may). Both look
 the row up when followed, so a link survives tier and visibility moves, and redirect (302,
 ``Cache-Control: private, no-store``) to a URL presigned for ``DOWNLOAD_URL_EXPIRES`` seconds that
-makes S3 answer with ``Content-Disposition`` and the file's own name. PUBLIC files are presigned
+makes S3 answer with ``Content-Disposition`` and the file's own name (a token's signed disposition,
+or ``?disposition=`` on a link by id). PUBLIC files are presigned
 too: only a signed request can ask S3 for that header, and the link then works before the bucket
 policy makes the public prefix readable.
 """
@@ -24,7 +25,7 @@ from . import conf
 from .core.contenttypes import content_disposition, guess_content_type, is_active
 from .core.exceptions import S3StrataError
 from .core.types import FileVisibility, GetUrlOptions
-from .links import DISPOSITIONS, ExpiredLinkError, InvalidLinkError, load_token
+from .links import DISPOSITIONS, ExpiredLinkError, InvalidLinkError, load_token_data
 from .models import PhysicalFile
 from .services import get_file_manager
 
@@ -50,22 +51,27 @@ def authorize(request: HttpRequest, file: PhysicalFile) -> bool:
     return bool(check(request, file))
 
 
-def _disposition(request: HttpRequest, file: PhysicalFile) -> str:
-    asked = request.GET.get("disposition") or conf.get_settings().options["DOWNLOAD_DISPOSITION"]
+def _disposition(request: HttpRequest, file: PhysicalFile, given: str | None = None) -> str:
+    asked = given or request.GET.get("disposition") or conf.get_settings().options["DOWNLOAD_DISPOSITION"]
     if asked not in DISPOSITIONS:
         raise BadRequest(f"disposition={asked!r} is invalid: use 'attachment' or 'inline'.")
     # Never inline what a browser would run as a page of the bucket's origin (core/contenttypes.py).
     content_type = file.content_type or guess_content_type(file.filename)
-    if asked == "inline" and is_active(content_type) and get_file_manager().config.advanced.active_content != "inline":
+    if asked == "inline" and is_active(content_type) and get_file_manager(file.config).config.advanced.active_content != "inline":
         asked = "attachment"
     return content_disposition(asked, file.filename)
 
 
-def redirect_to_file(request: HttpRequest, file: PhysicalFile) -> HttpResponseRedirect:
-    """Return the 302 to a presigned URL of ``file`` where it is now (no S3 request)."""
-    options = GetUrlOptions(conf.get_settings().options["DOWNLOAD_URL_EXPIRES"], _disposition(request, file), presign=True)
+def redirect_to_file(request: HttpRequest, file: PhysicalFile, disposition: str | None = None) -> HttpResponseRedirect:
+    """Return the 302 to a presigned URL of ``file`` where it is now (no S3 request).
+
+    ``disposition``: the link's own (a token's); None: ``?disposition=``, else ``DOWNLOAD_DISPOSITION``.
+    """
+    options = GetUrlOptions(
+        conf.get_settings().options["DOWNLOAD_URL_EXPIRES"], _disposition(request, file, disposition), presign=True
+    )
     try:
-        url = str(get_file_manager().sync.get_url(file, options))
+        url = str(get_file_manager(file.config).sync.get_url(file, options))  # the row's own bucket pair
     except S3StrataError as exc:  # a row whose path is outside its tier's prefixes has no URL
         logger.warning("s3strata: no download URL for file %s: %s", file.pk, exc)
         raise Http404("This file cannot be downloaded.") from exc
@@ -87,12 +93,14 @@ def download(request: HttpRequest, pk: int | None = None, token: str | None = No
     """Redirect to the file named by ``pk`` (if ``DOWNLOAD_AUTHORIZE`` allows) or by a signed ``token``."""
     if token is not None:
         try:
-            pk = load_token(token)
+            pk, signed = load_token_data(token)
         except ExpiredLinkError as exc:
             raise PermissionDenied(str(exc)) from None
         except InvalidLinkError:
             raise Http404("No such download link.") from None
-        return redirect_to_file(request, _record(pk))
+        # Only what was signed: a ?disposition= anyone may add to a token link is ignored.
+        disposition = signed or conf.get_settings().options["DOWNLOAD_DISPOSITION"]
+        return redirect_to_file(request, _record(pk), disposition)
     record = _record(pk)
     try:
         allowed = authorize(request, record)

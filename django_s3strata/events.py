@@ -40,7 +40,7 @@ Send = tuple[Signal, PhysicalFile, dict[str, Any]]
 
 def _visibility(record: PhysicalFile) -> str | None:
     try:
-        return conf.get_settings().layout.location(record)[1].value
+        return conf.get_settings(getattr(record, "config", None)).layout.location(record)[1].value
     except ValueError:  # a path under neither prefix (InvalidKeyError), an unknown tier
         return None
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 
 from .core.config import parse_seconds, parse_tier, parse_visibility
+from .core.exceptions import InvalidOptionError
 from .core.keys import unique_suffix
 from .core.types import FileVisibility, StorageTier
 from .links import parse_url_mode
@@ -80,7 +81,9 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
     when the owning row gets another file (or none) the old one stays, unless
     ``delete_on_replace=True``: then its row and object are deleted after the commit, if no other
     row references it. ``url_mode="view"`` (or ``"signed"``) makes ``obj.attachment.url`` the
-    download view's link, which survives moves, instead of the object's own URL.
+    download view's link, which survives moves, instead of the object's own URL. ``config`` names
+    the ``S3STRATA`` configuration (bucket pair) new files go to; the row records it, and every
+    later operation on the file uses it.
     """
 
     descriptor_class = PhysicalFileIdAttribute
@@ -99,6 +102,7 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         direct_upload: bool = False,
         delete_on_replace: bool = False,
         url_mode: str = "direct",
+        config: str = "default",
         **kwargs: Any,
     ) -> None:
         self.tier = parse_tier(tier) if tier is not None else None
@@ -110,6 +114,13 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         self.direct_upload = direct_upload
         self.delete_on_replace = delete_on_replace
         self.url_mode = parse_url_mode(url_mode)
+        if direct_upload and config != "default":
+            # Direct uploads grant, finalise and rate-limit through one endpoint, for "default" only.
+            raise InvalidOptionError(
+                f"PhysicalFileField(direct_upload=True, config={config!r}): direct uploads go to the 'default' "
+                "configuration only; upload through the form instead, or use config='default'."
+            )
+        self.config = config
         kwargs.setdefault("null", True)
         kwargs.setdefault("blank", True)
         kwargs.setdefault("related_name", "+")
@@ -126,6 +137,7 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
             ("direct_upload", False),
             ("delete_on_replace", False),
             ("url_mode", "direct"),
+            ("config", "default"),
         ):
             value = getattr(self, attr)
             if value != default:
@@ -260,27 +272,22 @@ class PhysicalFileField(models.ForeignKey):  # type: ignore[type-arg]
         from .services import store_upload
 
         filename, suffix = self.generate_suffix(instance, posixpath.basename(upload.name or "file"))
-        return store_upload(upload, filename, suffix, self.tier, self.visibility, self.hot_duration)
+        return store_upload(upload, filename, suffix, self.tier, self.visibility, self.hot_duration, self.config)
 
 
 def _delete_after_commit(file_id: Any, using: str | None) -> None:
     """Delete file ``file_id`` (row, then object, by the FileManager) once the owner's transaction commits.
 
     Nothing happens on a rollback, nor when another row (any ``ForeignKey`` to PhysicalFile, or a
-    ``FileField`` on S3StrataStorage) still references the file by then.
+    ``FileField`` on S3StrataStorage) still references the file by then: checked with the row
+    locked, and a reference made meanwhile is never set to NULL (``delete_if_unreferenced``).
     """
 
     def delete() -> None:
-        from .models import PhysicalFile
-        from .operations_unreferenced import referenced
+        from .operations_unreferenced import delete_if_unreferenced
 
-        record = PhysicalFile.objects.filter(pk=file_id).first()
-        if record is None:
-            return
-        if referenced([record]):
+        if delete_if_unreferenced(file_id) == "kept":
             logger.info("s3strata: file %s is still referenced; not deleted with its owner's change", file_id)
-            return
-        record.delete()
 
     # robust: a failed delete is logged and leaves an unreferenced file (s3strata_unreferenced finds it).
     transaction.on_commit(delete, using=using, robust=True)

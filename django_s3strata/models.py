@@ -29,7 +29,7 @@ from .querysets import PhysicalFileQuerySet, file_manager
 RESTORE_FIELDS = ("archive_state", "restore_expires", "restore_requested_at", "restore_move_to", "restore_hot_duration")
 
 # Read at import time: a model's table is fixed when its class is built.
-SHARED_TABLE = bool((getattr(settings, "S3STRATA", None) or {}).get("SHARED_TABLE", False))
+SHARED_TABLE = bool(conf.default_block(getattr(settings, "S3STRATA", None)).get("SHARED_TABLE", False))
 
 
 class StorageTierField(models.CharField):  # type: ignore[type-arg]
@@ -112,6 +112,9 @@ class PhysicalFile(models.Model):
     # A move waiting for the restore (to "HOT"), and the hot duration in seconds it then sets.
     restore_move_to = models.TextField(_("move after restore"), null=True, blank=True, editable=False)
     restore_hot_duration = models.BigIntegerField(_("hot duration after restore"), null=True, blank=True, editable=False)
+    # Which ``S3STRATA`` configuration (bucket pair) holds the object; NULL is "default", so rows
+    # written by s3strata-ts, which knows no configurations, belong to the default one.
+    config = models.TextField(_("configuration"), null=True, blank=True, editable=False)
 
     objects = PhysicalFileQuerySet.as_manager()
 
@@ -138,6 +141,11 @@ class PhysicalFile(models.Model):
     # -- reading ---------------------------------------------------------------------
 
     @property
+    def config_name(self) -> str:
+        """Return the name of the configuration this file belongs to (``"default"`` for NULL)."""
+        return self.config or conf.DEFAULT
+
+    @property
     def tier(self) -> StorageTier:
         """Return the storage tier as an enum."""
         return StorageTier(self.storage_tier)
@@ -145,7 +153,7 @@ class PhysicalFile(models.Model):
     @property
     def visibility(self) -> FileVisibility:
         """Return PUBLIC or PRIVATE, read from the path by the tier's configured prefixes (no FileManager)."""
-        return conf.get_settings().layout.location(self)[1]  # type: ignore[arg-type]
+        return conf.get_settings(self.config).layout.location(self)[1]  # type: ignore[arg-type]
 
     #: What ``url`` returns: ``"direct"`` (the object's own URL), ``"view"`` or ``"signed"`` (the
     #: download view's, by id or by token: it survives moves). A ``PhysicalFileField(url_mode=...)``
@@ -169,15 +177,15 @@ class PhysicalFile(models.Model):
 
     def get_url(self, expires_in: int | None = None, content_disposition: str | None = None) -> str:
         """Return the file's URL; ``expires_in`` seconds for a presigned one."""
-        return file_manager().sync.get_url(self, GetUrlOptions(expires_in, content_disposition))  # type: ignore[arg-type]
+        return file_manager(self.config).sync.get_url(self, GetUrlOptions(expires_in, content_disposition))  # type: ignore[arg-type]
 
     def open(self) -> IO[bytes]:
         """Return a seekable binary stream over the object (ranged reads on demand)."""
-        return file_manager().sync.open(self)  # type: ignore[arg-type]
+        return file_manager(self.config).sync.open(self)  # type: ignore[arg-type]
 
     def exists_in_storage(self) -> bool:
         """Return True when the object exists in its tier's bucket (one HEAD request)."""
-        return file_manager().sync.exists(self)  # type: ignore[arg-type]
+        return file_manager(self.config).sync.exists(self)  # type: ignore[arg-type]
 
     @property
     def is_expired(self) -> bool:
@@ -199,7 +207,7 @@ class PhysicalFile(models.Model):
     def restore_status(self) -> RestoreStatus:
         """Return the archive state the row knows (readable, archived, restoring, restored until): no S3 request."""
         try:
-            storage_class = conf.get_settings().layout.tiers[self.tier].storage_class
+            storage_class = conf.get_settings(self.config).layout.tiers[self.tier].storage_class
         except ValueError:  # a tier this app does not know: nothing to tell
             return RestoreStatus(ArchiveState.READABLE)
         return recorded_status(self, storage_class) or RestoreStatus(ArchiveState.READABLE)  # type: ignore[arg-type]
@@ -211,7 +219,7 @@ class PhysicalFile(models.Model):
 
     def restore(self, days: int = 1, retrieval: str = "Standard") -> RestoreResult:
         """Request a restore of this archived file for ``days`` ("Expedited", "Standard" or "Bulk"); idempotent."""
-        result = file_manager().sync.restore(self, RestoreOptions(days, retrieval))  # type: ignore[arg-type]
+        result = file_manager(self.config).sync.restore(self, RestoreOptions(days, retrieval))  # type: ignore[arg-type]
         self._refresh_from(result.file)
         return result
 
@@ -224,17 +232,17 @@ class PhysicalFile(models.Model):
         the ``complete_restores`` task finishes once the restore has (docs/archive.md).
         """
         options = SetTierOptions(tier, move_file, hot_duration, restore)
-        updated = file_manager().sync.set_tier(self, options)  # type: ignore[arg-type]
+        updated = file_manager(self.config).sync.set_tier(self, options)  # type: ignore[arg-type]
         return self._refresh_from(updated)
 
     def set_visibility(self, visibility: FileVisibility | str, *, move_file: bool = True) -> PhysicalFile:
         """Make the file PUBLIC or PRIVATE (moves the object to the other prefix)."""
-        updated = file_manager().sync.set_visibility(self, SetVisibilityOptions(visibility, move_file))  # type: ignore[arg-type]
+        updated = file_manager(self.config).sync.set_visibility(self, SetVisibilityOptions(visibility, move_file))  # type: ignore[arg-type]
         return self._refresh_from(updated)
 
     def set_hot_duration(self, duration: int | None) -> PhysicalFile:
         """Set when this HOT file expires: None never, 0 now, N seconds from now."""
-        updated = file_manager().sync.set_hot_duration(self, SetHotDurationOptions(duration))  # type: ignore[arg-type]
+        updated = file_manager(self.config).sync.set_hot_duration(self, SetHotDurationOptions(duration))  # type: ignore[arg-type]
         return self._refresh_from(updated)
 
     def archive(self) -> PhysicalFile:
@@ -243,7 +251,7 @@ class PhysicalFile(models.Model):
 
     def delete(self, using: Any = None, keep_parents: bool = False) -> tuple[int, dict[str, int]]:
         """Delete the row, then the object (a leftover object is an orphan the sweep removes)."""
-        file_manager().sync.delete(self)  # type: ignore[arg-type]
+        file_manager(self.config).sync.delete(self)  # type: ignore[arg-type]
         return 1, {self._meta.label: 1}
 
 

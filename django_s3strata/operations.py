@@ -34,6 +34,7 @@ from .core.types import OrphanObject, StorageTier
 from .models import PhysicalFile
 from .operations_runs import Progress, RunSummary, close_thread_connections, no_progress
 from .operations_verify import VerifySummary, verify_files
+from .querysets import config_q
 from .services import get_file_manager
 
 if TYPE_CHECKING:
@@ -75,13 +76,16 @@ def _claimable(now: Any) -> Q:
     return Q(storage_tier=StorageTier.HOT.value, hot_until__lte=now) & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
 
 
-def claim_expired(owner: str, batch_size: int, lease_seconds: int, exclude: set[int] | None = None) -> list[PhysicalFile]:
-    """Claim up to ``batch_size`` expired HOT rows for ``owner`` in one short transaction; return them."""
+def claim_expired(
+    owner: str, batch_size: int, lease_seconds: int, exclude: set[int] | None = None, config: str | None = None
+) -> list[PhysicalFile]:
+    """Claim up to ``batch_size`` expired HOT rows of configuration ``config`` for ``owner`` in one short transaction."""
     now = timezone.now()
     lease = {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_seconds)}
     using = router.db_for_write(PhysicalFile)
     with transaction.atomic(using=using):
-        candidates = PhysicalFile.objects.filter(_claimable(now)).exclude(id__in=exclude or ()).order_by("hot_until", "id")
+        candidates = PhysicalFile.objects.filter(_claimable(now), config_q(config)).exclude(id__in=exclude or ())
+        candidates = candidates.order_by("hot_until", "id")
         if connections[using].features.has_select_for_update_skip_locked:
             ids = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:batch_size])
             PhysicalFile.objects.filter(pk__in=ids).update(**lease)
@@ -104,19 +108,24 @@ def archive_expired(
     dry_run: bool = False,
     lease_seconds: int | None = None,
     progress: Progress = no_progress,
+    config: str | None = None,
 ) -> ArchiveSummary:
-    """Move expired HOT files to COLD in claimed batches with bounded concurrency; return a summary."""
-    opts = get_settings().options
+    """Move configuration ``config``'s expired HOT files to COLD in claimed batches with bounded concurrency.
+
+    ``config`` None is "default"; tasks and commands call this once per configuration.
+    """
+    opts = get_settings(config).options
     batch_size = batch_size or opts["ARCHIVE_BATCH_SIZE"]
     concurrency = concurrency or opts["ARCHIVE_CONCURRENCY"]
     summary = ArchiveSummary(dry_run=dry_run)
     started = time.monotonic()
     if dry_run:
-        ids = PhysicalFile.objects.expired().order_by("hot_until", "id").values_list("id", flat=True)
+        ids = PhysicalFile.objects.expired().for_config(config).order_by("hot_until", "id").values_list("id", flat=True)
         summary.would_move = list(ids[:limit] if limit else ids)
         summary.duration = time.monotonic() - started
         return summary
-    run = _ArchiveRun(get_file_manager().sync, summary, lease_seconds or opts["ARCHIVE_LEASE_SECONDS"], progress)
+    run = _ArchiveRun(get_file_manager(config).sync, summary, lease_seconds or opts["ARCHIVE_LEASE_SECONDS"], progress)
+    run.config = config
     with ThreadPoolExecutor(concurrency, thread_name_prefix="s3strata-archive") as pool:
         pending: _ArchiveBatch | None = None
         while True:
@@ -158,13 +167,14 @@ class _ArchiveRun:
         self.sync, self.summary, self.lease_seconds, self.progress = sync, summary, lease_seconds, progress
         self.owner = _lease_owner()
         self.passed: set[Any] = set()
+        self.config: str | None = None
 
     def claim(self, room: int) -> list[PhysicalFile]:
         """Claim up to ``room`` expired rows, leaving out those this run already passed over or saw fail."""
         # Files that failed, or that another writer holds, wait for the next run: claiming them again in
         # this one would only skip them again (a killed writer's claims last CLAIM_SECONDS).
         exclude = self.passed | {f["id"] for f in self.summary.failures}
-        return claim_expired(self.owner, room, self.lease_seconds, exclude=exclude)
+        return claim_expired(self.owner, room, self.lease_seconds, exclude=exclude, config=self.config)
 
     def settle(self, batch: list[PhysicalFile], claim: ArchiveClaim, copying: list[Future[Any]]) -> None:
         """Commit a batch once (which clears the leases), delete its sources in bulk, release the rest."""
@@ -240,6 +250,7 @@ def adopt_object(
     hot_until: datetime | None = None,
     etag: str | None = None,
     wait: float | None = 0,
+    config: str | None = None,
 ) -> PhysicalFile:
     """Create the row for an existing object (filename: the key's last segment unless given) and return it.
 
@@ -248,9 +259,9 @@ def adopt_object(
     that read a listing, and ignored. Raise ConflictError when the object is not an orphan (a row
     points at it, another writer holds it, it is gone, or it is a stale copy of a file that has a
     row under another tier or visibility). ``wait``: seconds to wait for another writer's claim on
-    the key (None: ``CLAIM_WAIT``).
+    the key (None: ``CLAIM_WAIT``); ``config``: the configuration whose buckets hold it (None: "default").
     """
-    record: PhysicalFile | None = get_file_manager().sync.adopt_object(tier, key, filename, hot_until, wait)  # type: ignore[assignment]
+    record: PhysicalFile | None = get_file_manager(config).sync.adopt_object(tier, key, filename, hot_until, wait)  # type: ignore[assignment]
     if record is None:
         raise ConflictError(None, key, f"{key!r} in {StorageTier(tier).value} is not an orphan that can be adopted now.")
     return record
@@ -264,8 +275,9 @@ def sweep_orphans(
     older_than: int | None = None,
     dry_run: bool = False,
     on_orphan: Callable[[OrphanObject, str], None] | None = None,
+    config: str | None = None,
 ) -> OrphanSummary:
-    """Stream both buckets and report, delete or adopt orphans older than the grace period.
+    """Stream ``config``'s two buckets (None: "default") and report, delete or adopt orphans older than the grace period.
 
     The core's orphan engine does the work (each action under the key's claim, re-checked there);
     this tallies its outcomes and then counts, and aborts, unfinished multipart uploads.
@@ -274,7 +286,7 @@ def sweep_orphans(
     """
     if mode not in ORPHAN_ACTIONS:
         raise ValueError(f"mode must be 'report', 'delete' or 'adopt', not {mode!r}")
-    manager = get_file_manager()
+    manager = get_file_manager(config)
     grace = older_than if older_than is not None else manager.config.advanced.orphan_grace_period
     tiers = [parse_tier(tier)] if tier else list(StorageTier)
     summary = OrphanSummary(mode=mode, dry_run=dry_run)
@@ -301,6 +313,7 @@ def sweep_orphans(
         abort=mode == "delete" and not dry_run,
         abort_abandoned=not dry_run,
         summary=summary,
+        config=config,
     )
     summary.duration = round(time.monotonic() - started, 3)
     logger.info(
@@ -329,6 +342,7 @@ def _sweep_unfinished_uploads(
     abort: bool,
     abort_abandoned: bool,
     summary: OrphanSummary,
+    config: str | None = None,
 ) -> None:
     """Count multipart uploads older than ``grace`` seconds (their parts cost storage) and abort some.
 
@@ -341,7 +355,7 @@ def _sweep_unfinished_uploads(
     now = timezone.now()
     cutoff = now - timedelta(seconds=grace)
     abandoned = now - timedelta(seconds=abandoned_after())
-    layout = get_settings().layout
+    layout = get_settings(config).layout
     for t in tiers:
         for scan in layout.scan_prefixes(t, prefix):
             for upload in direct.iter_pending_uploads(store, t, scan):

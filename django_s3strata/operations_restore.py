@@ -44,8 +44,8 @@ def restore_terms(storage_class: str | None, retrieval: str) -> dict[str, str]:
     }
 
 
-def _options(days: int | None, retrieval: str | None) -> RestoreOptions:
-    opts = get_settings().options
+def _options(days: int | None, retrieval: str | None, config: str | None = None) -> RestoreOptions:
+    opts = get_settings(config).options
     options = RestoreOptions(days if days is not None else opts["RESTORE_DAYS"], retrieval or opts["RESTORE_RETRIEVAL"])
     days_, retrieval_ = check_restore_options(options)  # InvalidOptionError before any request
     return RestoreOptions(days_, retrieval_)
@@ -89,9 +89,9 @@ def request_restores(
     summary.failed.extend({"id": i, "filename": "", "error": "no such file"} for i in sorted(missing))
     if not records:
         return summary
-    sync = get_file_manager().sync
 
     def one(record: PhysicalFile) -> tuple[PhysicalFile, ArchiveState | None, str, str | None, bool]:
+        sync = get_file_manager(record.config).sync  # each file's own bucket pair
         try:
             if dry_run:
                 status = sync.restore_status(record)  # type: ignore[arg-type]
@@ -137,28 +137,29 @@ class CompleteSummary(RunSummary):
     failed: list[dict[str, Any]] = field(default_factory=list)
 
 
-def pending_restores() -> Any:
-    """Return the rows the poll looks at: restores under way and moves waiting for one, oldest request first."""
+def pending_restores(config: str | None = None) -> Any:
+    """Return the rows the poll looks at in ``config``: restores under way and moves waiting for one, oldest request first."""
     waiting = Q(archive_state=ArchiveState.RESTORING.value) | Q(restore_move_to__isnull=False)
     return (
         PhysicalFile.objects.filter(waiting)
+        .for_config(config)
         .exclude(lease_until__gt=timezone.now())
         .order_by(F("restore_requested_at").asc(nulls_first=True), "id")
     )
 
 
-def complete_restores(limit: int | None = None, *, concurrency: int | None = None) -> CompleteSummary:
-    """Check up to ``limit`` pending rows (one HEAD each), record their state, and run moves whose restore completed.
+def complete_restores(limit: int | None = None, *, concurrency: int | None = None, config: str | None = None) -> CompleteSummary:
+    """Check up to ``limit`` pending rows of ``config`` (one HEAD each), record their state, run moves whose restore completed.
 
     Recording a completed restore sends ``file_restored`` (events.py); a move that ran sends ``file_tier_changed``.
     """
-    opts = get_settings().options
-    rows = list(pending_restores()[: limit or opts["RESTORE_POLL_BATCH"]])
+    opts = get_settings(config).options
+    rows = list(pending_restores(config)[: limit or opts["RESTORE_POLL_BATCH"]])
     summary = CompleteSummary(checked=len(rows))
     if not rows:
         return summary
-    options = _options(None, None)
-    sync = get_file_manager().sync
+    options = _options(None, None, config)
+    sync = get_file_manager(config).sync
 
     def one(record: PhysicalFile) -> tuple[PhysicalFile, RestoreResult | Exception]:
         try:
@@ -197,7 +198,7 @@ def complete_restores(limit: int | None = None, *, concurrency: int | None = Non
 def archive_class(record: PhysicalFile) -> str | None:
     """Return the archive class the row's tier writes, or None when that class needs no restore."""
     try:
-        storage_class = get_settings().layout.tiers[record.tier].storage_class
+        storage_class = get_settings(record.config).layout.tiers[record.tier].storage_class
     except ValueError:  # a tier this app does not know
         return None
     return storage_class if needs_restore(storage_class) else None

@@ -60,15 +60,19 @@ class VerifySummary(RunSummary):
         return {**asdict(self), "problems": self.problems}
 
 
-def verify_files(*, repair: bool = False, concurrency: int | None = None, progress: Progress = no_progress) -> VerifySummary:
-    """Check every row's object (HEAD, in parallel): missing, in the other tier, of another size or ETag.
+def verify_files(
+    *, repair: bool = False, concurrency: int | None = None, progress: Progress = no_progress, config: str | None = None
+) -> VerifySummary:
+    """Check every row of configuration ``config`` (None: "default") against its object (HEAD, in parallel).
+
+    It finds objects missing, in the other tier, of another size or ETag.
 
     With ``repair``, a row whose object sits in the other tier gets its tier corrected (the only
     repair that cannot lose anything), and a row whose ETag differs from its object's where the
     ETags are not content MD5s records the object's (its size matched). Rows under a lease (being
     archived) are skipped.
     """
-    store = get_file_manager().objectstore
+    store = get_file_manager(config).objectstore
     summary = VerifySummary()
     started = time.monotonic()
 
@@ -97,9 +101,9 @@ def verify_files(*, repair: bool = False, concurrency: int | None = None, progre
             return record, "tier", (other, other_key)
         return record, "missing", None
 
-    workers = concurrency or get_settings().options["ARCHIVE_CONCURRENCY"]
+    workers = concurrency or get_settings(config).options["ARCHIVE_CONCURRENCY"]
     now = timezone.now()
-    rows = PhysicalFile.objects.exclude(lease_until__gt=now).order_by("id")
+    rows = PhysicalFile.objects.for_config(config).exclude(lease_until__gt=now).order_by("id")
     with ThreadPoolExecutor(workers, thread_name_prefix="s3strata-verify") as pool:
         batch: list[PhysicalFile] = []
         for record in rows.iterator(chunk_size=1000):
@@ -158,7 +162,7 @@ def _verify_batch(
             summary.wrong_tier.append({**entry, "found_in": other.value, "found_at": other_key})
             if repair:
                 # Under both keys' claims, and only if the row did not change meanwhile (a move in flight would).
-                fixed = get_file_manager().sync.relocate(record, other, other_key)  # type: ignore[arg-type]
+                fixed = get_file_manager(record.config).sync.relocate(record, other, other_key)  # type: ignore[arg-type]
                 summary.repaired += fixed is not None
         else:
             summary.missing.append(entry)

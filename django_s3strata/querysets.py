@@ -49,22 +49,34 @@ def in_array(field: str, values: list[Any], sql_type: str) -> Q:
     return Q(**{f"{field}__in": values})
 
 
-def file_manager() -> FileManager:
-    """Return the process-wide FileManager, which the app config hands out.
+def file_manager(config: str | None = None) -> FileManager:
+    """Return configuration ``config``'s FileManager (None: "default"), which the app config hands out.
 
     The model layer sits below ``services.py``, which builds the manager with the ORM adapter
     (itself built on this model): the app config, at the top, imports it, so no import points up.
     """
-    manager: FileManager = apps.get_app_config("s3strata").file_manager()  # type: ignore[attr-defined]
+    manager: FileManager = apps.get_app_config("s3strata").file_manager(config)  # type: ignore[attr-defined]
     return manager
 
 
+def config_q(name: str | None) -> Q:
+    """Return the filter of configuration ``name``'s rows (NULL is "default")."""
+    if not name or name == conf.DEFAULT:
+        return Q(config__isnull=True) | Q(config=conf.DEFAULT)
+    return Q(config=name)
+
+
 def _visibility_q(visibility: FileVisibility) -> Q:
-    layout = conf.get_settings().layout
+    names = conf.config_names()
     q = Q()
-    for tier in StorageTier:
-        prefix = layout.prefix(tier, visibility)
-        q |= Q(storage_tier=tier.value, path__startswith=prefix + "/")
+    for name in names:
+        layout = conf.get_settings(name).layout
+        per_config = Q()
+        for tier in StorageTier:
+            prefix = layout.prefix(tier, visibility)
+            per_config |= Q(storage_tier=tier.value, path__startswith=prefix + "/")
+        # One configuration: every row is its own (no column test, as before configurations existed).
+        q |= per_config & config_q(name) if len(names) > 1 else per_config
     return q
 
 
@@ -87,6 +99,10 @@ class PhysicalFileQuerySet(models.QuerySet["PhysicalFile"]):
         """Return the PRIVATE files."""
         return self.filter(_visibility_q(FileVisibility.PRIVATE))
 
+    def for_config(self, name: str | None) -> PhysicalFileQuerySet:
+        """Return the files of configuration ``name`` (None or "default": the default configuration's, NULL included)."""
+        return self.filter(config_q(name))
+
     def expired(self, now: Any = None) -> PhysicalFileQuerySet:
         """Return HOT files whose ``hot_until`` has passed (what the next archival run moves)."""
         return self.hot().filter(hot_until__lte=now or timezone.now())
@@ -102,11 +118,10 @@ class PhysicalFileQuerySet(models.QuerySet["PhysicalFile"]):
         A plain ``.delete()`` removes rows only: their objects become orphans, which the orphan
         sweep removes after its grace period. This method removes both, row first.
         """
-        sync = file_manager().sync
         deleted, failed = 0, []
         for record in self.iterator(chunk_size=500):
             try:
-                sync.delete(record)
+                file_manager(record.config).sync.delete(record)
                 deleted += 1
             except Exception:
                 failed.append(record.pk)

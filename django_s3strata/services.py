@@ -1,4 +1,4 @@
-"""The process-wide FileManager built from ``settings.S3STRATA`` with the ORM adapter."""
+"""The process-wide FileManagers built from ``settings.S3STRATA`` (one per configuration) with the ORM adapter."""
 
 from __future__ import annotations
 
@@ -12,31 +12,39 @@ from . import conf
 from .core.manager import FileManager
 from .core.types import FileVisibility, StorageTier, UploadOptions
 
-__all__ = ["get_file_manager", "reset_file_manager", "store_upload"]
+__all__ = ["config_names", "get_file_manager", "reset_file_manager", "store_upload"]
 
 _lock = threading.Lock()
-_manager: FileManager | None = None
+_managers: dict[str, FileManager] = {}
 
 
-def get_file_manager() -> FileManager:
-    """Return the process-wide FileManager (async API; ``.sync`` for the sync face)."""
-    global _manager
-    manager = _manager
+def config_names() -> list[str]:
+    """Return the names of the ``S3STRATA`` configurations, ``"default"`` first."""
+    return conf.config_names()
+
+
+def get_file_manager(name: str | None = None) -> FileManager:
+    """Return configuration ``name``'s process-wide FileManager (None: "default"); async API, ``.sync`` for the sync face.
+
+    An unknown name raises ConfigurationError listing the configurations there are.
+    """
+    key = name or conf.DEFAULT
+    manager = _managers.get(key)
     if manager is None:
         with _lock:
-            if _manager is None:
+            manager = _managers.get(key)
+            if manager is None:
                 from .adapters import DjangoORMAdapter
 
-                _manager = FileManager(conf.get_settings().config, DjangoORMAdapter())
-            manager = _manager
+                manager = FileManager(conf.get_settings(key).config, DjangoORMAdapter(config=key))
+                _managers[key] = manager
     return manager
 
 
 def reset_file_manager() -> None:
-    """Forget the FileManager and the parsed settings; the next call rebuilds both."""
-    global _manager
+    """Forget the FileManagers and the parsed settings; the next call rebuilds both."""
     with _lock:
-        _manager = None
+        _managers.clear()
         conf.reset()
 
 
@@ -53,15 +61,16 @@ def store_upload(
     tier: StorageTier | None = None,
     visibility: FileVisibility | None = None,
     hot_duration: int | None = None,
+    config: str | None = None,
 ) -> Any:
-    """Stream a Django File or upload into storage and return its PhysicalFile (size and type recorded).
+    """Stream a Django File or upload into configuration ``config``'s storage and return its PhysicalFile.
 
-    Options left as None fall back to ``STORAGE_TIER``/``STORAGE_VISIBILITY``/``STORAGE_HOT_DURATION``,
-    then to the core's defaults.
+    Size and type are recorded. Options left as None fall back to the configuration's
+    ``STORAGE_TIER``/``STORAGE_VISIBILITY``/``STORAGE_HOT_DURATION``, then to the core's defaults.
     """
     from .core.contenttypes import stored_type
 
-    opts = conf.get_settings().options
+    opts = conf.get_settings(config).options
     # A browser's Content-Type is a claim: the file name's type wins where they disagree, and a
     # malformed or active claim that the name does not back is not stored (docs/direct-uploads.md).
     claimed = getattr(content, "content_type", None)
@@ -69,7 +78,7 @@ def store_upload(
     if hasattr(content, "seek") and getattr(content, "seekable", lambda: True)():
         content.seek(0)
     source = content.file if getattr(content, "file", None) is not None else content
-    record = get_file_manager().sync.upload(
+    record = get_file_manager(config).sync.upload(
         source,
         UploadOptions(
             tier or opts["STORAGE_TIER"],

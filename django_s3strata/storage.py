@@ -47,7 +47,8 @@ _generation = [0]
 CACHE_SECONDS = 10.0
 
 
-def _records() -> dict[str, PhysicalFile]:
+def _records(config: str = conf.DEFAULT) -> dict[str, PhysicalFile]:
+    """Return this thread's records by name of configuration ``config`` (a name is unique within one)."""
     records: dict[str, PhysicalFile] | None = getattr(_cache, "records", None)
     if (
         records is None
@@ -55,14 +56,21 @@ def _records() -> dict[str, PhysicalFile]:
         or time.monotonic() - getattr(_cache, "started", 0.0) > CACHE_SECONDS
     ):
         records = _cache.records = {}
+        _cache.others = {}
         _cache.generation = _generation[0]
         _cache.started = time.monotonic()
-    return records
+    if config == conf.DEFAULT:
+        return records
+    others: dict[str, dict[str, PhysicalFile]] | None = getattr(_cache, "others", None)
+    if others is None:
+        others = _cache.others = {}
+    return others.setdefault(config, {})
 
 
 def clear_cache(**kwargs: Any) -> None:
     """Forget this thread's records looked up by name (``request_started``/``request_finished``, connected in ``ready()``)."""
     _cache.records = {}
+    _cache.others = {}
     _cache.generation = _generation[0]
     _cache.started = time.monotonic()
     _cache.loaded = {}
@@ -72,14 +80,14 @@ def clear_cache(**kwargs: Any) -> None:
 LOADED_LIMIT = 500
 
 
-def _loaded() -> dict[str, None]:
-    loaded: dict[str, None] | None = getattr(_cache, "loaded", None)
-    if loaded is None:
-        loaded = _cache.loaded = {}
-    return loaded
+def _loaded(config: str = conf.DEFAULT) -> dict[str, None]:
+    by_config: dict[str, dict[str, None]] | None = getattr(_cache, "loaded", None)
+    if by_config is None:
+        by_config = _cache.loaded = {}
+    return by_config.setdefault(config, {})
 
 
-def remember_loaded(fields: tuple[str, ...]) -> Callable[..., None]:
+def remember_loaded(fields: tuple[str, ...], config: str = conf.DEFAULT) -> Callable[..., None]:
     """Return a ``post_init`` receiver that notes the file names of ``fields`` on each instance built.
 
     Instances loaded by one queryset are built one after another before any of them renders a
@@ -88,7 +96,7 @@ def remember_loaded(fields: tuple[str, ...]) -> Callable[..., None]:
     """
 
     def note(sender: Any, instance: Any, **kwargs: Any) -> None:
-        loaded = _loaded()
+        loaded = _loaded(config)
         for attname in fields:
             name = instance.__dict__.get(attname)
             if isinstance(name, str) and name:
@@ -109,9 +117,9 @@ def forget_changed(*, changes: list[Any], **kwargs: Any) -> None:
         _generation[0] += 1
 
 
-def _candidates(name: str) -> dict[str, set[StorageTier]]:
-    """Return each key ``name`` may have, with the tiers where that key would be ``name``."""
-    layout = conf.get_settings().layout
+def _candidates(name: str, config: str = conf.DEFAULT) -> dict[str, set[StorageTier]]:
+    """Return each key ``name`` may have in ``config``, with the tiers where that key would be ``name``."""
+    layout = conf.get_settings(config).layout
     paths: dict[str, set[StorageTier]] = {}
     for tier in StorageTier:
         for visibility in FileVisibility:
@@ -119,14 +127,17 @@ def _candidates(name: str) -> dict[str, set[StorageTier]]:
     return paths
 
 
-def _lookup(names: Iterable[str]) -> dict[str, PhysicalFile]:
-    """Return the records of ``names`` (suffixes, NFC-normalised here) in one query, keyed by the NFC name."""
+def _lookup(names: Iterable[str], config: str = conf.DEFAULT) -> dict[str, PhysicalFile]:
+    """Return ``config``'s records of ``names`` (suffixes, NFC-normalised here) in one query, keyed by the NFC name."""
     wanted: dict[str, tuple[str, set[StorageTier]]] = {}
     for name in map(normalize_name, names):
-        for path, tiers in _candidates(name).items():
+        for path, tiers in _candidates(name, config).items():
             wanted[path] = (name, tiers)
     found: dict[str, PhysicalFile] = {}
-    for record in PhysicalFile.objects.filter(path__in=list(wanted)).order_by("id"):
+    rows = PhysicalFile.objects.filter(path__in=list(wanted))
+    if len(conf.config_names()) > 1:
+        rows = rows.for_config(config)  # one configuration: every row is its own, as before configurations existed
+    for record in rows.order_by("id"):
         name, tiers = wanted[record.path]
         if StorageTier(record.storage_tier) in tiers:
             found[name] = record
@@ -138,8 +149,13 @@ def prefetch_files(objects: Iterable[Any], field: str) -> None:
 
     For a ``FileField(storage=S3StrataStorage())``; a ``PhysicalFileField`` uses ``select_related``.
     """
-    names = [normalize_name(getattr(obj, field).name) for obj in objects if getattr(obj, field)]
-    _records().update(_lookup(n for n in names if n not in _records()))
+    files = [getattr(obj, field) for obj in objects]
+    names = [normalize_name(f.name) for f in files if f]
+    if not names:
+        return
+    config = getattr(next(f for f in files if f).storage, "config", conf.DEFAULT)
+    records = _records(config)
+    records.update(_lookup((n for n in names if n not in records), config))
 
 
 @deconstructible(path="django_s3strata.storage.S3StrataStorage")
@@ -153,6 +169,7 @@ class S3StrataStorage(Storage):
         hot_duration: int | None = None,
         expires_in: int | None = None,
         url_mode: str = "direct",
+        config: str = conf.DEFAULT,
     ) -> None:
         # Checked here, when the storage is built, so a bad option never reaches an upload.
         self.tier = parse_tier(tier) if tier is not None else None
@@ -161,24 +178,27 @@ class S3StrataStorage(Storage):
         self.expires_in = parse_seconds(expires_in, "expires_in", minimum=1, maximum=MAX_PRESIGN_EXPIRY)
         # "view"/"signed": url() is the download view's link (by id / by token), which survives moves.
         self.url_mode = parse_url_mode(url_mode)
+        # The S3STRATA configuration (bucket pair) of the files this storage saves and finds; checked
+        # by the system checks, not here: a storage is built when settings.py is still loading.
+        self.config = config
 
     # -- helpers -------------------------------------------------------------------
 
     def _manager(self) -> Any:
-        return get_file_manager()
+        return get_file_manager(self.config)
 
     def record(self, name: str) -> PhysicalFile | None:
         """Return the PhysicalFile stored under ``name`` (NFC-normalised first), or None."""
         name = normalize_name(name)
-        records = _records()
+        records = _records(self.config)
         cached = records.get(name)
         if cached is not None:
             return cached
         # With the names of the files that instances loaded on this thread hold: one query for a page.
-        loaded = _loaded()
+        loaded = _loaded(self.config)
         names = [name, *(n for n in loaded if n not in records)]
         loaded.clear()
-        found = _lookup(names)
+        found = _lookup(names, self.config)
         records.update(found)
         return found.get(name)
 
@@ -211,7 +231,7 @@ class S3StrataStorage(Storage):
             suffix = validate_suffix(suffix)
         except InvalidKeyError as exc:
             raise SuspiciousFileOperation(str(exc)) from exc
-        store_upload(content, basename, suffix, self.tier, self.visibility, self.hot_duration)
+        store_upload(content, basename, suffix, self.tier, self.visibility, self.hot_duration, self.config)
         return suffix  # the name stored (NFC), which every lookup normalises to
 
     def _open(self, name: str, mode: str = "rb") -> File[Any]:
@@ -226,7 +246,7 @@ class S3StrataStorage(Storage):
         record = self.record(name)
         if record is not None:
             self._manager().sync.delete(record)
-        _records().pop(normalize_name(name), None)
+        _records(self.config).pop(normalize_name(name), None)
 
     def exists(self, name: str) -> bool:
         """Return True when a PhysicalFile is stored under ``name`` (a database query, no S3 request)."""

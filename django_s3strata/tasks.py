@@ -3,7 +3,8 @@
 Each is a shared task with ``acks_late`` (a worker that dies mid-run leaves the message to be
 redelivered; the archival lease, not the broker, keeps a second worker off a claimed file),
 retries with exponential backoff and jitter on transient S3 errors, no retry on configuration
-errors, and a JSON result.
+errors, and a JSON result. The periodic ones take ``config``, the ``S3STRATA`` configuration to
+run for (None: "default"); ``beat.beat_schedule`` has one entry per configuration.
 """
 
 from __future__ import annotations
@@ -44,46 +45,56 @@ def _retry(task: Any, exc: StorageError) -> Any:
 
 @shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.archive_expired_hot_files")
 def archive_expired_hot_files(
-    self: Any, limit: int | None = None, batch_size: int | None = None, concurrency: int | None = None
+    self: Any,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    concurrency: int | None = None,
+    config: str | None = None,
 ) -> dict[str, Any]:
-    """Move expired HOT files to COLD; return the run's summary."""
+    """Move configuration ``config``'s expired HOT files to COLD; return the run's summary."""
     try:
-        return operations.archive_expired(limit=limit, batch_size=batch_size, concurrency=concurrency).as_dict()
+        summary = operations.archive_expired(limit=limit, batch_size=batch_size, concurrency=concurrency, config=config)
+        return summary.as_dict()
     except StorageError as exc:
         return _retry(self, exc)
 
 
 @shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.sweep_orphans")
 def sweep_orphans(
-    self: Any, mode: str | None = None, prefix: str | None = None, tier: str | None = None, older_than: int | None = None
+    self: Any,
+    mode: str | None = None,
+    prefix: str | None = None,
+    tier: str | None = None,
+    older_than: int | None = None,
+    config: str | None = None,
 ) -> dict[str, Any]:
-    """Report, delete or adopt orphans older than the grace period; return the summary."""
+    """Report, delete or adopt configuration ``config``'s orphans older than the grace period; return the summary."""
     from .conf import get_settings
 
     try:
-        chosen = mode or get_settings().options["ORPHAN_SWEEP_MODE"]
-        return operations.sweep_orphans(chosen, prefix=prefix, tier=tier, older_than=older_than).as_dict()
+        chosen = mode or get_settings(config).options["ORPHAN_SWEEP_MODE"]
+        return operations.sweep_orphans(chosen, prefix=prefix, tier=tier, older_than=older_than, config=config).as_dict()
     except StorageError as exc:
         return _retry(self, exc)
 
 
 @shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.verify_files")
-def verify_files(self: Any, repair: bool = False) -> dict[str, Any]:
-    """Check every row's object; with ``repair``, correct rows whose object is in the other tier."""
+def verify_files(self: Any, repair: bool = False, config: str | None = None) -> dict[str, Any]:
+    """Check every row's object in ``config``; with ``repair``, correct rows whose object is in the other tier."""
     try:
-        return operations.verify_files(repair=repair).as_dict()
+        return operations.verify_files(repair=repair, config=config).as_dict()
     except StorageError as exc:
         return _retry(self, exc)
 
 
 @shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.sweep_unreferenced")
-def sweep_unreferenced(self: Any, mode: str | None = None, grace: int | None = None) -> dict[str, Any]:
-    """Report or delete files no field references, older than the grace period; return the summary."""
+def sweep_unreferenced(self: Any, mode: str | None = None, grace: int | None = None, config: str | None = None) -> dict[str, Any]:
+    """Report or delete ``config``'s files no field references, older than the grace period; return the summary."""
     from .conf import get_settings
     from .operations_unreferenced import sweep_unreferenced as sweep
 
     try:
-        summary = sweep(mode or get_settings().options["UNREFERENCED_SWEEP_MODE"], grace=grace)
+        summary = sweep(mode or get_settings(config).options["UNREFERENCED_SWEEP_MODE"], grace=grace, config=config)
     except StorageError as exc:
         return _retry(self, exc)
     result = summary.as_dict()
@@ -103,12 +114,12 @@ def restore_files(self: Any, ids: list[int], days: int | None = None, retrieval:
 
 
 @shared_task(bind=True, acks_late=True, name="django_s3strata.tasks.complete_restores")
-def complete_restores(self: Any, limit: int | None = None) -> dict[str, Any]:
-    """Check pending restores (at most ``limit``, else RESTORE_POLL_BATCH), run the moves that waited; the summary."""
+def complete_restores(self: Any, limit: int | None = None, config: str | None = None) -> dict[str, Any]:
+    """Check ``config``'s pending restores (at most ``limit``, else RESTORE_POLL_BATCH), run the moves that waited."""
     from .operations_restore import complete_restores as complete
 
     try:
-        return complete(limit).as_dict()
+        return complete(limit, config=config).as_dict()
     except StorageError as exc:
         return _retry(self, exc)
 

@@ -160,3 +160,49 @@ def test_fields_and_storage_hand_out_view_links(s3strata_settings: Env, client: 
     assert follow(Client().get(profile.cv.url)["Location"])[0] == b"cv bytes"
     profile.photo.set_tier("COLD")
     assert follow(client.get(Profile.objects.get().photo.url)["Location"])[0] == b"\x89PNG photo"
+
+
+def test_signed_links_expire_after_a_week_by_default_and_sign_their_disposition(
+    s3strata_settings: Env, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = upload(b"plain words", "notes.txt")
+    client = Client()
+    real_time = time.time
+
+    def status_after(link: str, seconds: float) -> int:
+        monkeypatch.setattr(links.time, "time", lambda: real_time() + seconds)
+        try:
+            return client.get(link).status_code
+        finally:
+            monkeypatch.setattr(links.time, "time", real_time)
+
+    week = 7 * 86400
+    signed = f.download_url(signed=True)  # no expires_in: DOWNLOAD_TOKEN_MAX_AGE, a week
+    assert (status_after(signed, week - 60), status_after(signed, week + 60)) == (302, 403)
+    settings.S3STRATA = {**settings.S3STRATA, "DOWNLOAD_TOKEN_MAX_AGE": 3600}
+    hour = f.download_url(signed=True)
+    assert (status_after(hour, 3500), status_after(hour, 3700)) == (302, 403)
+    assert status_after(f.download_url(signed=True, expires_in=86400), 3700) == 302  # expires_in wins
+    settings.S3STRATA = {**settings.S3STRATA, "DOWNLOAD_TOKEN_MAX_AGE": None}
+    assert status_after(f.download_url(signed=True), 10 * 365 * 86400) == 302  # None: no expiry
+
+    # The disposition is in the token; a ?disposition= added to a token link is not signed: ignored.
+    inline = f.download_url(signed=True, disposition="inline")
+    assert "?" not in inline and links.load_token_data(inline.rsplit("/", 2)[-2])[1] == "inline"
+    _, headers = follow(client.get(inline)["Location"])
+    assert headers["Content-Disposition"].startswith("inline; filename=")
+    for tampered in (f"{signed}?disposition=inline", f"{inline}?disposition=attachment", f"{signed}?disposition=evil"):
+        response = client.get(tampered)
+        assert response.status_code == 302
+        asked = "inline" if tampered.startswith(inline) else "attachment"
+        assert follow(response["Location"])[1]["Content-Disposition"].startswith(f"{asked}; filename=")
+
+
+@pytest.mark.parametrize("bad", [0, -5, "week", True, 1.5])
+def test_a_bad_download_token_max_age_is_refused_by_name(s3strata_settings: Env, settings: Any, bad: Any) -> None:
+    from django_s3strata import conf
+    from django_s3strata.core.exceptions import ConfigurationError
+
+    settings.S3STRATA = {**settings.S3STRATA, "DOWNLOAD_TOKEN_MAX_AGE": bad}
+    with pytest.raises(ConfigurationError, match=r"DOWNLOAD_TOKEN_MAX_AGE'\]=.* is invalid"):
+        conf.get_settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from datetime import timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from django_s3strata import get_file_manager, operations, signals
-from django_s3strata.core import UploadOptions
+from django_s3strata.core import SetTierOptions, UploadOptions
 from django_s3strata.models import PhysicalFile
 from tests.conftest import Env
 
@@ -222,3 +223,31 @@ def test_verify_finds_and_repairs(s3strata_settings: Env) -> None:
     fixed = operations.verify_files(repair=True)
     assert fixed.repaired == 1 and PhysicalFile.objects.get(pk=moved.pk).storage_tier == "COLD"
     assert operations.verify_files().wrong_tier == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_part_copy_threshold_decides_how_a_move_copies(s3strata_settings: Env, settings: Any) -> None:
+    """Above the threshold: read the object, then a copy in parts pinned to its ETag; a row that knows
+    nothing is copied with one CopyObject without being read first (its answer tells the ETag)."""
+    env = s3strata_settings
+    if env.config.hot is not None:
+        pytest.skip("server-side copies: one endpoint")
+    mib = 1024 * 1024
+    settings.S3STRATA = {**settings.S3STRATA, "ADVANCED": {"PART_COPY_THRESHOLD": 5 * mib, "MULTIPART_CHUNKSIZE": 5 * mib}}
+    sync = get_file_manager().sync
+    store = get_file_manager().objectstore
+    sent: list[str] = []
+    store.client("HOT").meta.events.register("before-call.s3.*", lambda model, **kw: sent.append(model.name))
+    data = os.urandom(6 * mib)
+    known = sync.upload(data, UploadOptions(filename="known.bin"))
+    unknown = sync.upload(data, UploadOptions(filename="unknown.bin"))
+    PhysicalFile.objects.filter(pk=unknown.pk).update(size=None, etag=None)
+    assert PhysicalFile.objects.get(pk=known.pk).size == 6 * mib
+    sent.clear()
+    moved = sync.set_tier(PhysicalFile.objects.get(pk=known.pk), SetTierOptions(tier="COLD"))
+    assert "CopyObject" not in sent and sent.count("UploadPartCopy") == 2 and "HeadObject" in sent, sent
+    sent.clear()
+    moved_unknown = sync.set_tier(PhysicalFile.objects.get(pk=unknown.pk), SetTierOptions(tier="COLD"))
+    assert sent == ["CopyObject", "DeleteObject"], sent
+    assert env.read("COLD", moved.path) == data and env.read("COLD", moved_unknown.path) == data
+    assert PhysicalFile.objects.get(pk=unknown.pk).etag == hashlib.md5(data).hexdigest()

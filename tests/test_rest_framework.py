@@ -83,6 +83,7 @@ def test_a_multipart_upload_is_stored_by_the_model_field(s3strata_settings: Env)
         "content_type": "image/png",
         "tier": "HOT",
         "visibility": "PRIVATE",
+        "restore_status": "READABLE",
     }
 
 
@@ -119,3 +120,23 @@ def test_a_hundred_rows_render_without_queries_or_s3_requests(s3strata_settings:
     assert all(row["photo"]["url"].startswith("/s3strata/files/") for row in rows)  # no request: a path
     direct = DirectProfileSerializer(Profile.objects.select_related("photo")[:1], many=True).data
     assert "X-Amz-Signature" in direct[0]["photo"]["url"]
+
+
+def test_an_archived_file_renders_no_url_and_its_restore_status(s3strata_settings: Env) -> None:
+    """A list with a file in the deep archive (docs/archive.md) renders, with ``url: null`` for that one."""
+    archived = get_file_manager().sync.upload(b"old", UploadOptions(tier="COLD", filename="old.png"))
+    readable = get_file_manager().sync.upload(b"new", UploadOptions(filename="new.png"))
+    # What verify's repair or a restore records: the object is archived and not restored.
+    PhysicalFile.objects.filter(pk=archived.pk).update(archive_state="ARCHIVED")
+    Profile.objects.create(name="old", photo=archived)
+    Profile.objects.create(name="new", photo=readable)
+    for serializer in (ProfileSerializer, DirectProfileSerializer):  # the download view's link, the object's own URL
+        rows = {row["name"]: row["photo"] for row in serializer(Profile.objects.select_related("photo"), many=True).data}
+        assert (rows["old"]["url"], rows["old"]["restore_status"], rows["old"]["tier"]) == (None, "ARCHIVED", "COLD")
+        assert rows["new"]["url"] and rows["new"]["restore_status"] == "READABLE"
+    PhysicalFile.objects.filter(pk=archived.pk).update(archive_state="RESTORING")
+    row = DirectProfileSerializer(Profile.objects.get(name="old")).data["photo"]
+    assert (row["url"], row["restore_status"]) == (None, "RESTORING")
+    PhysicalFile.objects.filter(pk=archived.pk).update(archive_state="RESTORED")  # readable again: a URL
+    row = DirectProfileSerializer(Profile.objects.get(name="old")).data["photo"]
+    assert "X-Amz-Signature" in row["url"] and row["restore_status"] == "RESTORED"

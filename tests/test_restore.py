@@ -195,3 +195,20 @@ def test_check_deploy_warns_before_the_minimum_archive_duration(settings: Any) -
     }
     (warning,) = check_minimum_archive_durations()
     assert "HOT tier writes GLACIER" in warning.msg and "90 days" in warning.msg
+
+
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+def test_a_visibility_move_of_a_restored_file_forgets_the_restore(archive: Faults, env: Env) -> None:
+    """The move writes a new object in the tier's archive class: the row must not still say "restored"."""
+    row = archived_file()
+    row.restore(retrieval="Expedited")
+    archive.restores.finish()  # type: ignore[union-attr]
+    tasks.complete_restores.apply().get()
+    row = PhysicalFile.objects.get(pk=row.pk)
+    assert row.archive_state == "RESTORED" and row.is_retrievable
+    row.set_visibility("PUBLIC")
+    row = PhysicalFile.objects.get(pk=row.pk)
+    assert row.path.startswith("public/")
+    assert env.cold_client.head_object(Bucket=env.cold_bucket, Key=row.path)["StorageClass"] == "GLACIER"
+    assert (row.archive_state, row.restore_expires) == (None, None)
+    assert not row.is_retrievable and row.restore_status.state is ArchiveState.ARCHIVED

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+import unicodedata
+from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -11,13 +14,19 @@ from typing import Any
 import pytest
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError
 from django.utils import timezone
 
 from django_s3strata import get_file_manager
 from django_s3strata.beat import beat_schedule
 from django_s3strata.core import UploadOptions
 from django_s3strata.models import PhysicalFile
-from django_s3strata.operations_unreferenced import find_unreferenced, referencing_fields, sweep_unreferenced
+from django_s3strata.operations_unreferenced import (
+    delete_if_unreferenced,
+    find_unreferenced,
+    referencing_fields,
+    sweep_unreferenced,
+)
 from tests.conftest import Env
 from tests.testapp.models import Contract, Document, Profile, Report
 
@@ -97,7 +106,11 @@ def test_one_query_per_batch(s3strata_settings: Env, django_assert_num_queries: 
     PhysicalFile.objects.bulk_create(
         PhysicalFile(filename=f"{i}.bin", path=f"private/{i:05d}-f.bin", created_at=now, updated_at=now) for i in range(25)
     )
-    with django_assert_num_queries(3):  # 10 + 10 + 5 rows: the last batch is short, so no fourth query
+    # Per batch: one query for the rows (foreign keys anti-joined in it), and one per FileField on our
+    # storage, whose names are compared in Python; 10 + 10 + 5 rows: the last batch is short, no fourth.
+    by_name = sum(1 for ref in referencing_fields() if ref.by_name)
+    assert by_name >= 2  # the test project's FileFields on S3StrataStorage
+    with django_assert_num_queries(3 * (1 + by_name)):
         batches = list(find_unreferenced(grace=3600, batch_size=10))
     assert [len(b) for b in batches] == [10, 10, 5]
 
@@ -146,3 +159,122 @@ def test_profile_cv_name_keeps_its_file(s3strata_settings: Env) -> None:
     profile = Profile.objects.create(name="p", cv=ContentFile(b"cv", name="cv.pdf"))
     age(PhysicalFile.objects.get())
     assert list(find_unreferenced(grace=0)) == [] and profile.cv.name
+
+
+# -- deleting safely (issue #22 review) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+def test_a_reference_made_while_the_sweep_deletes_keeps_its_file(s3strata_settings: Env) -> None:
+    """Two old unreferenced files; while the sweep deletes the first, a row starts pointing at the second."""
+    env = s3strata_settings
+    a, b = upload(b"a", "a.txt"), upload(b"bb", "b.txt")
+    age(a, b)
+    late: list[Document] = []
+
+    def meanwhile(record: PhysicalFile, action: str) -> None:
+        if record.pk == a.pk:
+            late.append(Document.objects.create(title="late", attachment_id=b.pk))
+
+    summary = sweep_unreferenced("delete", grace=3600, on_file=meanwhile)
+    assert (summary.found, summary.deleted, summary.kept, summary.failed) == (1, 1, 1, 0)
+    assert Document.objects.get(pk=late[0].pk).attachment_id == b.pk  # not set to NULL
+    assert PhysicalFile.objects.filter(pk=b.pk).exists() and b.path in env.keys("HOT")
+    assert not PhysicalFile.objects.filter(pk=a.pk).exists() and a.path not in env.keys("HOT")
+
+
+def _race_between_check_and_delete(
+    monkeypatch: pytest.MonkeyPatch, file_id: int
+) -> tuple[list[BaseException], list[threading.Thread]]:
+    """Make another connection point a Document at ``file_id`` right after the delete's reference check.
+
+    The check's own result stands (nothing referenced the file yet). The other connection's insert
+    gets a second to commit: unlocked, it does; with the row locked, its foreign key waits for the
+    delete's commit and then fails. Returns (its errors, its thread) to look at once joined.
+    """
+    from django.db import connections
+
+    from django_s3strata import operations_unreferenced
+
+    real = operations_unreferenced.referenced
+    errors: list[BaseException] = []
+    threads: list[threading.Thread] = []
+
+    def insert() -> None:
+        try:
+            Document.objects.create(title="late", attachment_id=file_id)
+        except IntegrityError as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def check_then_race(*args: Any, **kwargs: Any) -> set[int]:
+        found = real(*args, **kwargs)
+        if not threads:
+            threads.append(threading.Thread(target=insert))
+            threads[0].start()
+            threads[0].join(1.0)
+        return found
+
+    monkeypatch.setattr(operations_unreferenced, "referenced", check_then_race)
+    return errors, threads
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+def test_a_reference_made_between_the_check_and_the_delete_fails_its_foreign_key(
+    s3strata_settings: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = s3strata_settings
+    b = upload(b"b", "b.txt")
+    age(b)
+    errors, threads = _race_between_check_and_delete(monkeypatch, b.pk)
+    summary = sweep_unreferenced("delete", grace=3600)
+    threads[0].join(10)
+    assert summary.deleted == 1 and not PhysicalFile.objects.filter(pk=b.pk).exists() and b.path not in env.keys("HOT")
+    # The late reference failed on its foreign key; it was not kept with a NULL file.
+    assert len(errors) == 1 and not Document.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+def test_delete_on_replace_never_nulls_a_reference_made_meanwhile(
+    s3strata_settings: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = s3strata_settings
+    profile = Profile.objects.create(name="p", photo=ContentFile(b"old", name="old.png"))
+    old = PhysicalFile.objects.get(pk=profile.photo_id)
+    errors, threads = _race_between_check_and_delete(monkeypatch, old.pk)
+    profile.photo = ContentFile(b"new", name="new.png")
+    profile.save()  # autocommit: the replaced photo's delete runs now
+    threads[0].join(10)
+    assert not PhysicalFile.objects.filter(pk=old.pk).exists() and old.path not in env.keys("HOT")
+    assert len(errors) == 1 and not Document.objects.exists()
+
+
+@pytest.mark.parametrize("env", ["shared"], indirect=True)
+@pytest.mark.parametrize(
+    ("name", "rewrite"),
+    [
+        ("café.pdf", lambda n: unicodedata.normalize("NFD", n)),  # macOS's decomposed form
+        ("Kelvin.pdf", lambda n: n.replace("K", "\u212a")),  # KELVIN SIGN: NFC makes it "K"
+    ],
+)
+def test_a_filefield_name_in_another_unicode_form_keeps_its_file(
+    s3strata_settings: Env, name: str, rewrite: Callable[[str], str]
+) -> None:
+    env = s3strata_settings
+    report = Report.objects.create(name="r", pdf=ContentFile(b"%PDF", name=name))
+    record = PhysicalFile.objects.get()
+    other = rewrite(report.pdf.name)
+    assert other != report.pdf.name
+    Report.objects.filter(pk=report.pk).update(pdf=other)
+    loose = upload(b"loose", name)  # the same file name, another key: unreferenced
+    age(record, loose)
+    assert Report.objects.get().pdf.storage.exists(other)  # the storage finds the file by the rewritten name
+    assert [f.pk for batch in find_unreferenced(grace=3600) for f in batch] == [loose.pk]
+    summary = sweep_unreferenced("delete", grace=3600)
+    assert (summary.deleted, summary.kept) == (1, 0)
+    assert PhysicalFile.objects.filter(pk=record.pk).exists() and record.path in env.keys("HOT")
+    assert delete_if_unreferenced(record.pk) == "kept"  # the per-file check (delete_on_replace's) agrees
+    assert PhysicalFile.objects.filter(pk=record.pk).exists()

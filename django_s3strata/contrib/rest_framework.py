@@ -1,7 +1,8 @@
 """Django REST framework: a serializer field for a PhysicalFile (``pip install 'django-s3strata[drf]'``).
 
-It renders ``{id, url, name, size, content_type, tier, visibility}`` with no query (after
-``select_related``) and no S3 request, and accepts a multipart upload or a direct-upload ref
+It renders ``{id, url, name, size, content_type, tier, visibility, restore_status}`` with no
+query (after ``select_related``) and no S3 request (``url`` is null for a file in the deep
+archive that is not restored: ``restore_status`` says why), and accepts a multipart upload or a direct-upload ref
 (``docs/direct-uploads.md``), both held to the upload policy of the model's ``PhysicalFileField``
 (its tier, visibility, ``upload_to`` and the ``DIRECT_UPLOAD_*`` size and type bounds). An upload
 is stored by the model field when the row is saved, as any Django ``File`` assigned to it.
@@ -31,7 +32,7 @@ __all__ = ["PhysicalFileSerializerField"]
 
 
 class PhysicalFileSerializerField(serializers.Field):  # type: ignore[misc]
-    """A PhysicalFile as ``{id, url, name, size, content_type, tier, visibility}``; written as an upload or a ref.
+    """A PhysicalFile as ``{id, url, name, size, content_type, tier, visibility, restore_status}``; written as an upload or a ref.
 
     ``url_mode``: ``"direct"`` (the object's direct or presigned URL), ``"view"`` or ``"signed"``
     (the download view's absolute link, which survives moves); by default the model field's
@@ -91,7 +92,13 @@ class PhysicalFileSerializerField(serializers.Field):  # type: ignore[misc]
 
     def to_representation(self, value: PhysicalFile) -> dict[str, Any]:
         mode = self._url_mode()
-        if mode == "direct":
+        status = value.restore_status  # what the row knows: no S3 request
+        url: str | None
+        if not status.retrievable:
+            # Archived and not restored: no link works (the object's URL raises ObjectArchivedError,
+            # the download view answers 404), and one such row must not fail a whole list.
+            url = None
+        elif mode == "direct":
             url = value.get_url()
         else:
             url = value.download_url(signed=mode == "signed")
@@ -110,6 +117,7 @@ class PhysicalFileSerializerField(serializers.Field):  # type: ignore[misc]
             "content_type": value.content_type,
             "tier": value.storage_tier,
             "visibility": visibility,
+            "restore_status": status.state.value,
         }
 
     # -- writing ------------------------------------------------------------------------------

@@ -37,6 +37,12 @@ def _describes_another_object(exc: BaseException) -> bool:
     return isinstance(exc, VerificationError) or (isinstance(exc, S3StrataError) and getattr(exc, "code", None) in _STALE_RECORD)
 
 
+def _usable_etag(file: PhysicalFile) -> bool:
+    """True when the record holds an MD5-shaped ETag: a copy can be pinned to it (after a HEAD, if in parts)."""
+    etag = getattr(file, "etag", None)
+    return isinstance(etag, str) and plain_md5(etag)
+
+
 def _recorded_source(file: PhysicalFile, key: str, part_copy_threshold: int) -> ObjectInfo | None:
     """Return the object as the record knows it (records with ``size`` and ``etag``), or None.
 
@@ -106,11 +112,15 @@ class MoveOps(OpsBase):
         src, src_key, dst, dst_key = plan.src, plan.src_key, plan.dst, plan.dst_key
         streamed = not self.store.tier(src).same_location(self.store.tier(dst))
         md5 = self.store.etags_are_md5(src) and self.store.etags_are_md5(dst)
+        threshold = self.advanced.part_copy_threshold
         # A record that knows the object's size and ETag saves the HEAD: the copy is pinned to that ETag.
-        source = _recorded_source(file, src_key, self.advanced.part_copy_threshold) if md5 else None
-        # A record that knows neither: copy first, ask later. One CopyObject of whatever version is there
-        # (S3's own atomic operation) answers the copy's ETag; only an object too large for one needs a HEAD.
-        unread = source is None and md5 and not streamed
+        source = _recorded_source(file, src_key, threshold) if md5 else None
+        # A record that knows no ETag (and no size above the part-copy threshold): copy first, ask later.
+        # One CopyObject of whatever version is there (S3's own atomic operation) answers the copy's
+        # ETag; only an object too large for one CopyObject needs a HEAD and the copy in parts.
+        known_size = getattr(file, "size", None)
+        large = isinstance(known_size, int) and known_size > threshold
+        unread = source is None and md5 and not streamed and not large and not _usable_etag(file)
         while True:
             from_record = source is not None
             if source is None and not unread:

@@ -221,7 +221,13 @@ class RestoreOps(MoveOps):
             raise self._archived(file, tier, status, operation)
 
     def _may_be_archived(self, file: PhysicalFile, tier: StorageTier) -> bool:
-        return needs_restore(self._class_of(tier)) or getattr(file, "archive_state", None) not in (None, "READABLE")
+        # Intelligent-Tiering moves objects into its archive access tiers by itself: only a HEAD tells.
+        storage_class = (self._class_of(tier) or "").upper()
+        return (
+            needs_restore(storage_class)
+            or storage_class == "INTELLIGENT_TIERING"
+            or getattr(file, "archive_state", None) not in (None, "READABLE")
+        )
 
     def _record(
         self, file: PhysicalFile, status: RestoreStatus, requested: bool, extra: RestoreFields | None = None
@@ -278,7 +284,7 @@ class RestoreOps(MoveOps):
         """Move as MoveOps does; out of an archived object raise ObjectArchivedError, or with ``restore`` record the move."""
         target = parse_tier(options.tier)
         current = parse_tier(file.storage_tier, what="storage_tier")
-        if target is current or not options.move_file or not self._may_be_archived(file, current):
+        if target is current or not options.move_file or not (options.restore or self._may_be_archived(file, current)):
             return (yield from super().set_tier(file, options))
         info = yield S3Call(self.store.head, (current, file.path))
         status = status_of(info) if info is not None else None

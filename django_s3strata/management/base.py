@@ -12,7 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from django_s3strata.core.exceptions import AccessDeniedError, S3StrataError
 from django_s3strata.core.types import StorageTier
-from django_s3strata.services import get_file_manager
+from django_s3strata.services import config_names, get_file_manager
+
+#: One configuration's run: (its name, the summary as a dict, the text, failures, the first error).
+Run = tuple[str, dict[str, Any], str, int, str | None]
 
 
 class Progress:
@@ -66,6 +69,37 @@ class S3StrataCommand(BaseCommand):
     def add_json_argument(self, parser: Any) -> None:
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON on stdout.")
 
+    def add_config_argument(self, parser: Any) -> None:
+        parser.add_argument(
+            "--config", metavar="NAME", help="Only this S3STRATA configuration (default: every configuration, 'default' first)."
+        )
+
+    def configs(self, options: dict[str, Any]) -> list[str]:
+        """Return the configurations to run for: ``--config``'s, else all; an unknown name is one CommandError line."""
+        names = config_names()
+        chosen = options.get("config")
+        if chosen is None:
+            return names
+        if chosen not in names:
+            raise CommandError(f"Unknown configuration {chosen!r}: settings.S3STRATA has {', '.join(names)}.", returncode=1)
+        return [chosen]
+
+    def finish_runs(self, runs: list[Run], options: dict[str, Any]) -> None:
+        """Print one or several configurations' runs and fail when any failed.
+
+        One run prints as ``finish`` does; several print each text under ``[name]`` and, with
+        ``--json``, one object keyed by configuration name.
+        """
+        if len(runs) == 1:
+            name, summary, text, failed, first = runs[0]
+            self.finish(summary, text, failed, options, first, configs=[name])
+            return
+        summary = {name: run_summary for name, run_summary, *_ in runs}
+        text = "\n".join(f"[{name}] {run_text}" for name, _, run_text, *_ in runs)
+        failed = sum(run[3] for run in runs)
+        first = next((run[4] for run in runs if run[4]), None)
+        self.finish(summary, text, failed, options, first, configs=[run[0] for run in runs])
+
     def progress(self, label: str, total: int | None, options: dict[str, Any]) -> Progress:
         return Progress(
             self.stderr._out if hasattr(self.stderr, "_out") else sys.stderr,
@@ -75,7 +109,13 @@ class S3StrataCommand(BaseCommand):
         )
 
     def finish(
-        self, summary: dict[str, Any], text: str, failed: int, options: dict[str, Any], first_error: str | None = None
+        self,
+        summary: dict[str, Any],
+        text: str,
+        failed: int,
+        options: dict[str, Any],
+        first_error: str | None = None,
+        configs: list[str] | None = None,
     ) -> None:
         if options.get("json"):
             self.stdout.write(json.dumps(summary, default=str, sort_keys=True))
@@ -86,9 +126,10 @@ class S3StrataCommand(BaseCommand):
             # each bucket names (a bucket that is gone answers every object request with a bare 404);
             # an S3StrataError raised here becomes the command's one line. A 403 is no verdict: HeadBucket
             # needs s3:ListBucket, which a narrow policy may leave out.
-            store = get_file_manager().objectstore
-            for tier in StorageTier:
-                with contextlib.suppress(AccessDeniedError):
-                    store.require_bucket(tier)
+            for config in configs or [None]:
+                store = get_file_manager(config).objectstore
+                for tier in StorageTier:
+                    with contextlib.suppress(AccessDeniedError):
+                        store.require_bucket(tier)
             first = f" The first: {one_line(first_error)}" if first_error else ""
             raise CommandError(f"{failed} failure(s); see the summary above.{first}", returncode=1)

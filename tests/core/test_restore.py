@@ -24,7 +24,7 @@ from django_s3strata.core import (
 )
 from django_s3strata.core.restore import parse_restore_header, recorded_status, status_of
 from django_s3strata.core.types import ObjectInfo, PhysicalFile
-from tests.conftest import Env
+from tests.conftest import Env, make_env
 from tests.faults import FaultProxy, Faults, SlowRestores
 from tests.s3server import ACCESS_KEY, SECRET_KEY, MotoS3Server
 
@@ -148,3 +148,29 @@ def test_archive_read_restore_once_then_move_back(env: Env, slow: tuple[Faults, 
     assert moved.storage_tier == StorageTier.HOT and env.read("HOT", moved.path) == data
     assert env.keys("COLD") == []
     assert sync.restore_status(moved).state is ArchiveState.READABLE
+
+
+def test_a_move_out_of_intelligent_tiering_asks_first(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Intelligent-Tiering archives objects by itself (no server here does): a HEAD tells, then one restore is requested."""
+    env = make_env("shared", moto_server, moto_server, cold_storage_class="INTELLIGENT_TIERING")
+    fm = FileManager(env.config, InMemoryAdapter())
+    f = fm.sync.upload(b"data", UploadOptions(filename="a.bin", tier="COLD"))
+    store, real_head, calls = fm.objectstore, fm.objectstore.head, []
+
+    def head(tier: StorageTier, key: str) -> ObjectInfo | None:
+        info = real_head(tier, key)
+        if info is not None:
+            info.archive_status = "ARCHIVE_ACCESS"  # as S3 reports an object in the Archive Access tier
+        calls.append("HeadObject")
+        return info
+
+    def restore_object(*args: Any, **kwargs: Any) -> bool:
+        calls.append("RestoreObject")
+        return True
+
+    monkeypatch.setattr(store, "head", head)
+    monkeypatch.setattr(store, "restore_object", restore_object)
+    # The in-memory adapter keeps no pending move: it says the file is archived, after requesting the restore.
+    with pytest.raises(ObjectArchivedError):
+        fm.sync.set_tier(f, SetTierOptions("HOT", restore=True))
+    assert calls == ["HeadObject", "RestoreObject"] and env.keys("HOT") == []

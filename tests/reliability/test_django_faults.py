@@ -24,8 +24,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 _current = threading.local()
 
 
-def current_manager() -> FileManager:
-    """Stand in for get_file_manager() inside operations: each lane's thread runs its own manager."""
+def current_manager(name: str | None = None) -> FileManager:
+    """Stand in for get_file_manager(name) inside operations: each lane's thread runs its own manager (one configuration)."""
     manager: FileManager = _current.fm
     return manager
 

@@ -51,3 +51,17 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Export(models.Model):
+    """Files of the "exports" configuration (its own bucket pair): a PhysicalFileField and a FileField on its storage.
+
+    Only tests that set ``S3STRATA`` with an "exports" configuration use it (tests/test_configurations.py).
+    """
+
+    name = models.CharField(max_length=100)
+    archive = PhysicalFileField(upload_to="exports", config="exports")
+    sheet = models.FileField(upload_to="sheets", storage=S3StrataStorage(config="exports"), blank=True, max_length=255)
+
+    def __str__(self) -> str:
+        return self.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_s3strata import operations
-from django_s3strata.management.base import S3StrataCommand
+from django_s3strata.management.base import Run, S3StrataCommand
 from django_s3strata.models import PhysicalFile
 
 
@@ -17,10 +17,15 @@ class Command(S3StrataCommand):
         parser.add_argument("--limit", type=int, help="Move at most this many files.")
         parser.add_argument("--batch-size", type=int, help="Rows claimed per transaction (ARCHIVE_BATCH_SIZE).")
         parser.add_argument("--concurrency", type=int, help="Parallel moves (ARCHIVE_CONCURRENCY).")
+        self.add_config_argument(parser)
         self.add_json_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        total = PhysicalFile.objects.expired().count()
+        self.finish_runs([self.run(config, options) for config in self.configs(options)], options)
+
+    def run(self, config: str, options: dict[str, Any]) -> Run:
+        """Archive configuration ``config``'s expired files."""
+        total = PhysicalFile.objects.expired().for_config(config).count()
         if options["limit"]:
             total = min(total, options["limit"])
         bar = self.progress("archiving", total, options)
@@ -31,6 +36,7 @@ class Command(S3StrataCommand):
                 batch_size=options["batch_size"],
                 concurrency=options["concurrency"],
                 progress=bar,
+                config=config,
             )
         finally:
             bar.close()
@@ -44,4 +50,4 @@ class Command(S3StrataCommand):
             for failure in summary.failures:
                 text += f"\n  failed: #{failure['id']} {failure['path']}: {failure['error']}"
         first = summary.failures[0]["error"] if summary.failures else None
-        self.finish(summary.as_dict(), text, summary.failed, options, first_error=first)
+        return config, summary.as_dict(), text, summary.failed, first

@@ -10,7 +10,7 @@ from django_s3strata.core import direct
 from django_s3strata.core.config import parse_tier
 from django_s3strata.core.exceptions import S3StrataError
 from django_s3strata.core.types import StorageTier
-from django_s3strata.management.base import S3StrataCommand
+from django_s3strata.management.base import Run, S3StrataCommand
 from django_s3strata.services import get_file_manager
 
 
@@ -22,10 +22,15 @@ class Command(S3StrataCommand):
             "--origin", action="append", required=True, help="A site allowed to upload, e.g. https://app.example.com (repeat)."
         )
         parser.add_argument("--tier", choices=["HOT", "COLD"], help="Only this tier's bucket (default: both).")
+        self.add_config_argument(parser)
         self.add_json_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        store = get_file_manager().objectstore
+        self.finish_runs([self.run(config, options) for config in self.configs(options)], options)
+
+    def run(self, config: str, options: dict[str, Any]) -> Run:
+        """Apply the rule to configuration ``config``'s buckets."""
+        store = get_file_manager(config).objectstore
         tiers = [parse_tier(options["tier"])] if options["tier"] else list(StorageTier)
         done: dict[str, Any] = {}
         try:
@@ -36,4 +41,4 @@ class Command(S3StrataCommand):
         lines = [
             f"{tier}: bucket {v['bucket']!r} accepts uploads from {', '.join(options['origin'])}." for tier, v in done.items()
         ]
-        self.finish(done, "\n".join(lines), 0, options)
+        return config, done, "\n".join(lines), 0, None

@@ -7,7 +7,7 @@ from typing import Any
 
 from django_s3strata import operations
 from django_s3strata.core.types import OrphanObject
-from django_s3strata.management.base import S3StrataCommand
+from django_s3strata.management.base import Run, S3StrataCommand
 
 
 class Command(S3StrataCommand):
@@ -21,9 +21,14 @@ class Command(S3StrataCommand):
             "--older-than", type=int, metavar="SECONDS", help="Grace period: skip younger objects (ORPHAN_GRACE_PERIOD)."
         )
         parser.add_argument("--dry-run", action="store_true", help="Say what would be deleted or adopted; change nothing.")
+        self.add_config_argument(parser)
         self.add_json_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.finish_runs([self.run(config, options) for config in self.configs(options)], options)
+
+    def run(self, config: str, options: dict[str, Any]) -> Run:
+        """Sweep configuration ``config``'s buckets."""
         mode = {"list": "report", "delete": "delete", "adopt": "adopt"}[options["action"]]
         as_json, verbose = options["json"], options["verbosity"] > 0
 
@@ -41,6 +46,7 @@ class Command(S3StrataCommand):
             older_than=options["older_than"],
             dry_run=options["dry_run"],
             on_orphan=show,
+            config=config,
         )
         text = (
             f"{summary.found} orphan(s), {summary.bytes} bytes; deleted {summary.deleted}, adopted {summary.adopted}, "
@@ -49,4 +55,4 @@ class Command(S3StrataCommand):
         for error in summary.errors:
             text += f"\n  failed: {error['tier']} {error['key']}: {error['error']}"
         first = summary.errors[0]["error"] if summary.errors else None
-        self.finish(json.loads(json.dumps(summary.as_dict())), text, summary.failed, options, first_error=first)
+        return config, json.loads(json.dumps(summary.as_dict())), text, summary.failed, first

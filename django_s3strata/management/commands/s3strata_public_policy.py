@@ -25,10 +25,13 @@ class Command(S3StrataCommand):
         parser.add_argument("--tier", choices=["HOT", "COLD"], help="Only this tier's bucket (default: both).")
         parser.add_argument("--dry-run", action="store_true", help="Print the policy for each bucket; change nothing.")
         parser.add_argument("--yes", action="store_true", help="Replace a bucket policy that is already there without asking.")
+        parser.add_argument(
+            "--config", metavar="NAME", help="The S3STRATA configuration whose buckets to change (default: 'default')."
+        )
         self.add_json_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        store = get_file_manager().objectstore
+        store = get_file_manager(self.configs(options)[0] if options.get("config") else None).objectstore
         tiers = [parse_tier(options["tier"])] if options["tier"] else list(StorageTier)
         # Tiers that share a bucket get one policy that names both public prefixes.
         groups: dict[tuple[str, str], list[StorageTier]] = {}

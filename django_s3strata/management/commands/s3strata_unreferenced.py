@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from django_s3strata.management.base import S3StrataCommand
+from django_s3strata.management.base import Run, S3StrataCommand
 from django_s3strata.models import PhysicalFile
 from django_s3strata.operations_unreferenced import BATCH_SIZE, sweep_unreferenced
 
@@ -24,6 +24,7 @@ class Command(S3StrataCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="With --delete: say what would be deleted; change nothing.")
         parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N", help="Rows checked per query.")
+        self.add_config_argument(parser)
         self.add_json_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -31,6 +32,10 @@ class Command(S3StrataCommand):
             raise CommandError(f"--grace {options['grace']} is invalid: give whole seconds, 0 or more.")
         if options["batch_size"] < 1:
             raise CommandError(f"--batch-size {options['batch_size']} is invalid: give 1 or more.")
+        self.finish_runs([self.run(config, options) for config in self.configs(options)], options)
+
+    def run(self, config: str, options: dict[str, Any]) -> Run:
+        """Sweep configuration ``config``'s unreferenced files."""
         as_json, verbose = options["json"], options["verbosity"] > 0
 
         def show(record: PhysicalFile, action: str) -> None:
@@ -48,6 +53,7 @@ class Command(S3StrataCommand):
                 batch_size=options["batch_size"],
                 on_file=show,
                 progress=progress,
+                config=config,
             )
         finally:
             progress.close()
@@ -59,4 +65,4 @@ class Command(S3StrataCommand):
         for error in summary.errors:
             text += f"\n  failed: {error['id']} {error['path']}: {error['error']}"
         first = summary.errors[0]["error"] if summary.errors else None
-        self.finish(summary.as_dict(), text, summary.failed, options, first_error=first)
+        return config, summary.as_dict(), text, summary.failed, first

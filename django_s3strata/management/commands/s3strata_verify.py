@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_s3strata import operations
-from django_s3strata.management.base import S3StrataCommand
+from django_s3strata.management.base import Run, S3StrataCommand
 from django_s3strata.models import PhysicalFile
 
 
@@ -18,12 +18,19 @@ class Command(S3StrataCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--repair", action="store_true", help="Point rows at their object when it sits in the other tier.")
         parser.add_argument("--concurrency", type=int, help="Parallel HEAD requests.")
+        self.add_config_argument(parser)
         self.add_json_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        bar = self.progress("verifying", PhysicalFile.objects.count(), options)
+        self.finish_runs([self.run(config, options) for config in self.configs(options)], options)
+
+    def run(self, config: str, options: dict[str, Any]) -> Run:
+        """Verify configuration ``config``'s rows."""
+        bar = self.progress("verifying", PhysicalFile.objects.for_config(config).count(), options)
         try:
-            summary = operations.verify_files(repair=options["repair"], concurrency=options["concurrency"], progress=bar)
+            summary = operations.verify_files(
+                repair=options["repair"], concurrency=options["concurrency"], progress=bar, config=config
+            )
         finally:
             bar.close()
         lines = [
@@ -41,4 +48,4 @@ class Command(S3StrataCommand):
             f"  archive: #{m['id']} {m['path']} row says {m['row_state']}, the object is {m['object_state']}"
             for m in summary.archive_unknown
         ]
-        self.finish(summary.as_dict(), "\n".join(lines), summary.problems, options)
+        return config, summary.as_dict(), "\n".join(lines), summary.problems, None

@@ -46,8 +46,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         help="sizes of the large-file cases in MiB (default 128 256)")  # fmt: skip
     parser.add_argument("--mem-sizes", type=int, nargs="+", default=[16, 64, 256],
                         help="file sizes (MiB) of the memory-against-size plot (default 16 64 256)")  # fmt: skip
-    parser.add_argument("--orphans", type=int, nargs="+", default=[2000, 20000],
-                        help="objects in each orphan scan (default 2000 20000; 20000 200000 for the large run)")  # fmt: skip
+    parser.add_argument("--orphans", type=int, nargs="+", default=[5000, 20000],
+                        help="objects in each orphan scan (default 5000 20000; 5000 200000 for the large run)")  # fmt: skip
     parser.add_argument("--presigns", type=int, default=50000, help="presigned URLs signed by ours per timing (default 50000)")
     parser.add_argument("--sweep-threads", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--sweep-files", type=int, default=200, help="uploads per point of the concurrency plot (default 200)")

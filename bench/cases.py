@@ -272,7 +272,7 @@ def case_uploads(b: Bench) -> None:
     for r in range(b.args.repeat):
         for name in ("async", "threads", "core", "raw", "one by one", "raw one by one"):
             best[name] = min(best.get(name, float("inf")), side(name, r))
-            counts[name] = {"requests": (raw_req if name == "raw" else ours_req).take(), "queries": b.queries.take()}
+            counts[name] = {"requests": (raw_req if name.startswith("raw") else ours_req).take(), "queries": b.queries.take()}
     ours_async, ours_threads, ours_core, raw = (best[k] for k in ("async", "threads", "core", "raw"))
     async_req, async_q = counts["async"]["requests"], counts["async"]["queries"]
     threads_req, threads_q = counts["threads"]["requests"], counts["threads"]["queries"]

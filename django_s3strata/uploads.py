@@ -148,20 +148,9 @@ def _grant(ticket: UploadTicket, limit: float) -> tuple[UploadTicket, dict[str, 
             "parts": _parts_answer(target.sizes, 1, target.urls),
         }
         return dataclasses.replace(ticket, upload_id=target.upload_id, part_size=target.part_size), grant
-    if options["DIRECT_UPLOAD_METHOD"] == "put":
-        put = direct.presigned_put(
-            store,
-            ticket.storage_tier,
-            ticket.key,
-            size=ticket.size,
-            content_type=ticket.content_type,
-            content_disposition=ticket.disposition,
-            filename=ticket.filename,
-            expires_in=ticket.expires_in,
-            max_size=limit,
-        )
-        return ticket, {"method": "put", "url": put.url, "headers": put.headers}
-    post = direct.presigned_post(
+    # One object in one request: a presigned PUT (providers without POST Object) or a POST.
+    put = options["DIRECT_UPLOAD_METHOD"] == "put"
+    target = (direct.presigned_put if put else direct.presigned_post)(
         store,
         ticket.storage_tier,
         ticket.key,
@@ -172,7 +161,9 @@ def _grant(ticket: UploadTicket, limit: float) -> tuple[UploadTicket, dict[str, 
         expires_in=ticket.expires_in,
         max_size=limit,
     )
-    return ticket, {"method": "post", "url": post.url, "fields": post.fields}
+    if put:
+        return ticket, {"method": "put", "url": target.url, "headers": target.headers}
+    return ticket, {"method": "post", "url": target.url, "fields": target.fields}
 
 
 def start_upload(request: Any, policy: UploadPolicy, filename: Any, size: Any, content_type: Any = None) -> dict[str, Any]:

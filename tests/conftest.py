@@ -103,6 +103,26 @@ def make_env(mode: str, hot: MotoS3Server, cold: MotoS3Server, **advanced: Any) 
     return Env(config, hot_bucket, cold_bucket, hot_client, cold_client)
 
 
+def config_via(env: Env, hot: Any, cold: Any, layout: str, advanced: S3StrataAdvancedOptions) -> S3StrataConfig:
+    """Return ``env``'s configuration with requests sent to ``hot`` and ``cold`` (servers or proxies with host and port)."""
+    if layout == "shared":
+        return S3StrataConfig(
+            endpoint=hot.host,
+            port=hot.port,
+            use_ssl=False,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            hot_bucket=env.hot_bucket,
+            cold_bucket=env.cold_bucket,
+            advanced=advanced,
+        )
+    return S3StrataConfig(
+        hot=S3TierConfig(hot.host, ACCESS_KEY, SECRET_KEY, env.hot_bucket, port=hot.port, use_ssl=False),
+        cold=S3TierConfig(cold.host, ACCESS_KEY, SECRET_KEY, env.cold_bucket, port=cold.port, use_ssl=False),
+        advanced=advanced,
+    )
+
+
 @pytest.fixture(params=["shared", "separate"])
 def env(request: pytest.FixtureRequest, moto_server: MotoS3Server, moto_server_b: MotoS3Server) -> Env:
     """Fresh HOT and COLD buckets, on one endpoint ("shared") or two ("separate")."""

@@ -17,16 +17,15 @@ from django_s3strata.core import (
     RestoreOptions,
     S3StrataAdvancedOptions,
     S3StrataConfig,
-    S3TierConfig,
     SetTierOptions,
     StorageTier,
     UploadOptions,
 )
 from django_s3strata.core.restore import parse_restore_header, recorded_status, status_of
 from django_s3strata.core.types import ObjectInfo, PhysicalFile
-from tests.conftest import Env, make_env
+from tests.conftest import Env, config_via, make_env
 from tests.faults import FaultProxy, Faults, SlowRestores
-from tests.s3server import ACCESS_KEY, SECRET_KEY, MotoS3Server
+from tests.s3server import MotoS3Server
 
 
 @pytest.fixture
@@ -43,23 +42,7 @@ def slow(moto_server: MotoS3Server, moto_server_b: MotoS3Server) -> Iterator[tup
 
 def archive_config(env: Env, a: FaultProxy, b: FaultProxy, layout: str, storage_class: str = "GLACIER") -> S3StrataConfig:
     """Return ``env``'s configuration through the proxies, COLD writing ``storage_class``."""
-    adv = S3StrataAdvancedOptions(cold_storage_class=storage_class, max_attempts=1)
-    if layout == "shared":
-        return S3StrataConfig(
-            endpoint=a.host,
-            port=a.port,
-            use_ssl=False,
-            access_key=ACCESS_KEY,
-            secret_key=SECRET_KEY,
-            hot_bucket=env.hot_bucket,
-            cold_bucket=env.cold_bucket,
-            advanced=adv,
-        )
-    return S3StrataConfig(
-        hot=S3TierConfig(a.host, ACCESS_KEY, SECRET_KEY, env.hot_bucket, port=a.port, use_ssl=False),
-        cold=S3TierConfig(b.host, ACCESS_KEY, SECRET_KEY, env.cold_bucket, port=b.port, use_ssl=False),
-        advanced=adv,
-    )
+    return config_via(env, a, b, layout, S3StrataAdvancedOptions(cold_storage_class=storage_class, max_attempts=1))
 
 
 def test_restore_header_parsed() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from django_s3strata.core import S3StrataAdvancedOptions, S3StrataConfig, S3TierConfig
-from tests.conftest import Env
+from django_s3strata.core import S3StrataAdvancedOptions, S3StrataConfig
+from tests.conftest import Env, config_via
 from tests.faults import FaultProxy, Faults
-from tests.s3server import ACCESS_KEY, SECRET_KEY, MotoS3Server
+from tests.s3server import MotoS3Server
 
 #: One attempt, so each fault is felt; a read timeout short enough that a stall costs a second, and
 #: long enough that an answer slowed by a loaded machine (both tox environments at once) is no stall.
@@ -48,21 +48,4 @@ def _disarmed(faults: Faults) -> Iterator[None]:
 
 def through(env: Env, proxies: tuple[FaultProxy, FaultProxy], layout: str, **advanced: Any) -> S3StrataConfig:
     """Return ``env``'s configuration with every request routed through the fault proxies."""
-    adv = S3StrataAdvancedOptions(**{**FAST, **advanced})
-    a, b = proxies
-    if layout == "shared":
-        return S3StrataConfig(
-            endpoint=a.host,
-            port=a.port,
-            use_ssl=False,
-            access_key=ACCESS_KEY,
-            secret_key=SECRET_KEY,
-            hot_bucket=env.hot_bucket,
-            cold_bucket=env.cold_bucket,
-            advanced=adv,
-        )
-    return S3StrataConfig(
-        hot=S3TierConfig(a.host, ACCESS_KEY, SECRET_KEY, env.hot_bucket, port=a.port, use_ssl=False),
-        cold=S3TierConfig(b.host, ACCESS_KEY, SECRET_KEY, env.cold_bucket, port=b.port, use_ssl=False),
-        advanced=adv,
-    )
+    return config_via(env, *proxies, layout, S3StrataAdvancedOptions(**{**FAST, **advanced}))
